@@ -1,0 +1,236 @@
+"""The ``l2o`` command: parse flags, call the library, print. Flags are generated from the dataclasses."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from l2o import checkpoint
+from l2o.evaluate import evaluate, load_results, save_results, table
+from l2o.meta.train import TrainConfig, meta_train
+from l2o.rules.lstm import LSTMConfig, LSTMRule
+from l2o.tasks import FAMILIES, make_family
+from l2o.tasks.quadratic import QuadraticConfig
+from l2o.tune import load_tuning, lr_grid, save_tuning, tune, tuned_rules
+
+TASK_CONFIGS = {"quadratic": QuadraticConfig}
+
+
+def field_help(cls) -> dict[str, str]:
+    """The comment after each field of a config dataclass, as written in its source."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    return dict(re.findall(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, flags=re.M))
+
+
+def add_dataclass(parser: argparse.ArgumentParser, cls, prefix: str = "", defaults=None) -> None:
+    """One flag per field of ``cls`` (``--{prefix}{field}``), with the field's comment as help."""
+    group = parser.add_argument_group(f"{cls.__name__} ({prefix or 'no prefix'})")
+    defaults = defaults or cls()
+    helps = field_help(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + prefix + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        dest = prefix.replace("-", "_") + f.name
+        if isinstance(default, bool):
+            group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=default,
+                               help=helps.get(f.name, ""))
+        else:
+            group.add_argument(flag, dest=dest, type=type(default), default=default,
+                               help=f"{helps.get(f.name, '')} (default: {default})".replace("%", "%%"))
+
+
+def from_args(args: argparse.Namespace, cls, prefix: str = ""):
+    p = prefix.replace("-", "_")
+    return cls(**{f.name: getattr(args, p + f.name) for f in dataclasses.fields(cls)})
+
+
+def _device(name: str) -> str:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"l2o: error: --device {name} was asked for but no CUDA device is available")
+    return name
+
+
+def _family_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", default="quadratic", choices=sorted(FAMILIES), help="task family")
+    add_dataclass(parser, QuadraticConfig, "quadratic-")
+
+
+def _family(args):
+    return make_family(args.task, **dataclasses.asdict(from_args(args, TASK_CONFIGS[args.task], args.task + "-")))
+
+
+def _common(parser: argparse.ArgumentParser, threads: int = 0) -> None:
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    parser.add_argument("--threads", type=int, default=threads,
+                        help=f"torch CPU threads; 0: torch's default (default: {threads})")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def cmd_train(args) -> None:
+    family = _family(args)
+    rule = LSTMRule(from_args(args, LSTMConfig, "lstm-"))
+    cfg = from_args(args, TrainConfig)
+    result = meta_train(family, rule, cfg, args.out, resume=args.resume, progress=not args.no_progress,
+                        device=_device(args.device))
+    s = result.state
+    print(f"meta-trained {s.episode}/{cfg.episodes} episodes in {s.seconds:.0f} s; best validation "
+          f"{cfg.val_metric} loss {s.best_metric:.4g} at episode {s.best_episode}; "
+          f"{s.nan_skips} non-finite meta-steps skipped")
+    print(f"best optimizer: {Path(args.out) / 'best.safetensors'}")
+
+
+def cmd_tune(args) -> None:
+    grid = lr_grid(args.lr_min, args.lr_max, args.per_decade)
+    tuning = tune(_family(args), names=tuple(args.baselines), grid=grid, steps=args.steps, num_problems=args.problems, seed=args.seed, progress=not args.no_progress,
+                  device=_device(args.device))
+    save_tuning(tuning, args.out)
+    for name, b in tuning["baselines"].items():
+        print(f"{name:8s} lr {b['lr']:.3g}  validation final loss {b['score']:.4g}"
+              + ("  (at the edge of the grid)" if b["at_grid_edge"] else ""))
+    print(f"saved {args.out}")
+
+
+
+def cmd_evaluate(args) -> None:
+    rules = {}
+    for spec in args.learned:
+        label, _, source = spec.rpartition("=")
+        rules[label or Path(source).stem] = checkpoint.load_rule(source)
+    if args.tuning:
+        rules.update(tuned_rules(load_tuning(args.tuning)))
+    if not rules:
+        raise SystemExit("l2o: error: nothing to evaluate: pass --learned and/or --tuning")
+    results = evaluate(rules, _family(args), steps=args.steps, num_problems=args.problems, seed=args.seed,
+                       progress=not args.no_progress, device=_device(args.device))
+    save_results(results, args.out)
+    print(table(results))
+    print(f"saved {args.out} and {Path(args.out).with_suffix('.csv')}")
+
+
+def cmd_plot(args) -> None:
+    from l2o.plots import plot_curves
+
+    results = load_results(args.results)
+    out = args.out or str(Path(args.results).with_suffix(".png"))
+    plot_curves(results, out, title=args.title)
+    print(f"saved {out}")
+
+
+def cmd_table(args) -> None:
+    print(table(load_results(args.results)), end="")
+
+
+def cmd_pretrained(args) -> None:
+    for name, info in checkpoint.pretrained().items():
+        print(f"{name}: {info.get('description', '')}")
+        for key in ("result", "train_seconds"):
+            if key in info:
+                print(f"    {key}: {info[key]}")
+        print(f"    rule: {json.dumps(info['rule'])}")
+
+
+def cmd_quadratic(args) -> None:
+    from l2o.experiments import quadratic
+
+    settings = quadratic.Settings(
+        task=from_args(args, QuadraticConfig, "quadratic-"),
+        rule=from_args(args, LSTMConfig, "lstm-"),
+        train=from_args(args, TrainConfig),
+        experiment=from_args(args, quadratic.ExperimentConfig),
+    )
+    quadratic.run(args.out, settings, resume=args.resume, progress=not args.no_progress, device=_device(args.device))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from l2o.experiments import quadratic
+
+    parser = argparse.ArgumentParser(prog="l2o", description="Learned optimizers: meta-train, tune, evaluate, plot.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("quadratic", help="the whole quadratic experiment: tune, meta-train, evaluate, plot")
+    p.add_argument("--out", default="runs/quadratic", help="output folder (default: runs/quadratic)")
+    p.add_argument("--resume", action="store_true", help="continue the meta-training saved in OUT/train")
+    add_dataclass(p, QuadraticConfig, "quadratic-")
+    add_dataclass(p, LSTMConfig, "lstm-", quadratic.RULE)
+    add_dataclass(p, TrainConfig, "", quadratic.TRAIN)
+    add_dataclass(p, quadratic.ExperimentConfig)
+    _common(p, threads=1)  # one thread is fastest for these small tensors
+    p.set_defaults(fn=cmd_quadratic)
+
+    p = sub.add_parser("train", help="meta-train a learned optimizer")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, config, history)")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    _family_args(p)
+    add_dataclass(p, LSTMConfig, "lstm-")
+    add_dataclass(p, TrainConfig)
+    _common(p)
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("tune", help="tune the baselines' learning rates on validation problems")
+    p.add_argument("--out", required=True, help="tuning file to write (.json)")
+    p.add_argument("--baselines", nargs="+", default=["sgd", "nag", "rmsprop", "adam"])
+    p.add_argument("--lr-min", type=float, default=1e-4)
+    p.add_argument("--lr-max", type=float, default=10.0)
+    p.add_argument("--per-decade", type=int, default=4, help="grid points per factor of ten (default: 4)")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--problems", type=int, default=512, help="validation problems (default: 512)")
+    p.add_argument("--seed", type=int, default=0)
+    _family_args(p)
+    _common(p)
+    p.set_defaults(fn=cmd_tune)
+
+    p = sub.add_parser("evaluate", help="evaluate rules on the same held-out test problems")
+    p.add_argument("--learned", nargs="*", default=[], metavar="[LABEL=]NAME_OR_PATH",
+                   help="learned optimizers: a shipped name (see `l2o pretrained`), a checkpoint, or a run folder")
+    p.add_argument("--tuning", help="tuning file from `l2o tune`: adds the tuned baselines")
+    p.add_argument("--out", required=True, help="results file to write (.json; a .csv is written beside it)")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--problems", type=int, default=1000, help="test problems (default: 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    _family_args(p)
+    _common(p)
+    p.set_defaults(fn=cmd_evaluate)
+
+    p = sub.add_parser("plot", help="figure from a results file")
+    p.add_argument("results")
+    p.add_argument("--out", help="image file (default: beside the results, .png)")
+    p.add_argument("--title")
+    p.set_defaults(fn=cmd_plot)
+
+    p = sub.add_parser("table", help="Markdown table from a results file")
+    p.add_argument("results")
+    p.set_defaults(fn=cmd_table)
+
+    p = sub.add_parser("pretrained", help="list the optimizers shipped with l2o")
+    p.set_defaults(fn=cmd_pretrained)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "threads", 0):
+        torch.set_num_threads(args.threads)
+    try:
+        args.fn(args)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
+        print(f"l2o: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nl2o: interrupted; a training run resumes from its last checkpoint with --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Evaluation: rules × held-out problems → loss curves, saved as JSON and CSV with their settings.
+
+Every rule is run on the *same* problems, drawn from the family's "test" stream (never used for
+meta-training, early stopping or tuning). For each step t the curve holds statistics of f(θ_t) over
+the problems; ``final_*`` is f(θ_T) and ``sum_mean`` the mean over problems of Σ_{t=1..T} f(θ_t), the
+paper's meta-objective.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from l2o import checkpoint
+from l2o.meta.unroll import unroll
+from l2o.rules.base import UpdateRule
+from l2o.tasks.base import TaskFamily
+
+
+def summarize(losses: torch.Tensor) -> dict[str, Any]:
+    """Statistics of per-step losses (steps + 1, problems), as plain floats."""
+    losses = losses.double()
+    finite = torch.isfinite(losses[-1])
+    q = torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9], dtype=losses.dtype)
+    quant = torch.quantile(losses.nan_to_num(nan=math.inf), q, dim=1) if losses.shape[1] > 1 else losses.T.repeat(5, 1)
+    n = losses.shape[1]
+    final = losses[-1]
+    as_list = lambda t: [float(x) for x in t]  # noqa: E731
+    return {
+        "mean": as_list(losses.mean(1)),
+        "std": as_list(losses.std(1) if n > 1 else torch.zeros(losses.shape[0])),
+        "q10": as_list(quant[0]), "q25": as_list(quant[1]), "median": as_list(quant[2]),
+        "q75": as_list(quant[3]), "q90": as_list(quant[4]),
+        "final_mean": float(final.mean()),
+        "final_sem": float(final.std() / math.sqrt(n)) if n > 1 else 0.0,
+        "final_median": float(final.median()),
+        "sum_mean": float(losses[1:].sum(0).mean()),
+        "diverged": int((~finite).sum()),
+    }
+
+
+def evaluate(
+    rules: dict[str, UpdateRule],
+    family: TaskFamily,
+    *,
+    steps: int = 100,
+    num_problems: int = 100,
+    seed: int = 0,
+    split: str = "test",
+    progress: bool = True,
+    device: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Run every rule on the same ``num_problems`` problems of ``split`` for ``steps`` steps."""
+    if not rules:
+        raise ValueError("evaluate needs at least one rule")
+    task = family.sample(split, seed, num_problems).to(device)
+    out: dict[str, Any] = {"task": family.config(), "split": split, "seed": seed,
+                           "num_problems": num_problems, "steps": steps, "rules": {}}
+    for label, rule in tqdm(rules.items(), desc=f"evaluate ({num_problems} problems)", disable=not progress):
+        if isinstance(rule, torch.nn.Module):
+            rule.eval().to(device)
+        losses = unroll(rule, task, steps).losses
+        out["rules"][label] = {"rule": rule.config(), **summarize(losses)}
+    return out
+
+
+def save_results(results: dict[str, Any], path: str | Path) -> None:
+    """``path`` (.json) and the per-step curves beside it as .csv, both written atomically."""
+    path = Path(path)
+    checkpoint.atomic_write_text(path, json.dumps(results, indent=1) + "\n")
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    cols = ["mean", "std", "q10", "q25", "median", "q75", "q90"]
+    writer.writerow(["rule", "step", *cols])
+    for label, r in results["rules"].items():
+        for t in range(len(r["mean"])):
+            writer.writerow([label, t, *(repr(r[c][t]) for c in cols)])
+    checkpoint.atomic_write_text(path.with_suffix(".csv"), buf.getvalue())
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"results file not found: {path} (make one with `l2o evaluate`)")
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(results, dict) or "rules" not in results:
+        raise ValueError(f"{path} is not an l2o results file (no 'rules' entry)")
+    return results
+
+
+def table(results: dict[str, Any], reference: str | None = None) -> str:
+    """A Markdown table: final and summed loss per rule, and the ratio of final losses to ``reference``.
+
+    ``reference`` defaults to the best (lowest final mean) rule whose name is not a learned one.
+    """
+    rules = results["rules"]
+    learned = {k for k, r in rules.items() if r["rule"].get("name") not in ("sgd", "nag", "rmsprop", "adam")}
+    baselines = [k for k in rules if k not in learned]
+    if reference is None and baselines:
+        reference = min(baselines, key=lambda k: rules[k]["final_mean"])
+    T = results["steps"]
+    lines = [
+        f"| optimizer | learning rate | mean loss at step {T} (± s.e.) | median at step {T} | "
+        f"mean summed loss, steps 1–{T} | final vs {reference or '—'} |",
+        "|---|---|---|---|---|---|",
+    ]
+    ref = rules[reference]["final_mean"] if reference else None
+    for label in sorted(rules, key=lambda k: rules[k]["final_mean"] if math.isfinite(rules[k]["final_mean"]) else math.inf):
+        r = rules[label]
+        lr = r["rule"].get("lr")
+        ratio = f"{r['final_mean'] / ref:.3f}×" if ref else "—"
+        div = f" ({r['diverged']} diverged)" if r["diverged"] else ""
+        lines.append(
+            f"| {label} | {lr:.3g} | {r['final_mean']:.4g} ± {r['final_sem']:.2g}{div} | {r['final_median']:.4g} | "
+            f"{r['sum_mean']:.4g} | {ratio} |" if lr is not None else
+            f"| {label} | learned | {r['final_mean']:.4g} ± {r['final_sem']:.2g}{div} | {r['final_median']:.4g} | "
+            f"{r['sum_mean']:.4g} | {ratio} |"
+        )
+    return "\n".join(lines) + "\n"

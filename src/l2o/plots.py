@@ -1,0 +1,83 @@
+"""Figures, made from saved results files only (this module never trains or evaluates)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from l2o.checkpoint import atomic_write_bytes  # noqa: E402
+
+STYLE = {  # the paper's figures: learned optimizer solid, baselines dashed
+    "sgd": dict(color="tab:blue", linestyle="--"),
+    "rmsprop": dict(color="tab:purple", linestyle="--"),
+    "adam": dict(color="tab:green", linestyle="--"),
+    "nag": dict(color="tab:orange", linestyle="--"),
+}
+
+
+def _save(fig, path: str | Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_curves(results: dict[str, Any], path: str | Path, title: str | None = None, band: bool = True) -> None:
+    """Mean loss against the step on a log scale, one line per rule, inter-quartile band shaded."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for label, r in results["rules"].items():
+        style = STYLE.get(r["rule"].get("name"), dict(color="tab:red", linestyle="-", linewidth=2))
+        steps = range(len(r["mean"]))
+        lr = r["rule"].get("lr")
+        name = f"{label} (lr {lr:.3g})" if lr is not None else label
+        ax.plot(steps, r["mean"], label=name, **style)
+        if band:
+            ax.fill_between(steps, r["q25"], r["q75"], color=style["color"], alpha=0.08, linewidth=0)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"loss (mean over {results['num_problems']} {results['split']} problems)")
+    task = results["task"]
+    ax.set_title(title or f"{task.get('name', 'task')}: {results['num_problems']} held-out problems")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(frameon=False)
+    _save(fig, path)
+
+
+def plot_history(history_csv: str | Path, path: str | Path) -> None:
+    """Validation metric against meta-training episodes, from a run's history.csv."""
+    with open(history_csv) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{history_csv} has no validation rows yet")
+    metric = next(k for k in rows[0] if k.startswith("val_"))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([int(r["episode"]) for r in rows], [float(r[metric]) for r in rows], marker=".", label=metric)
+    ax.plot([int(r["episode"]) for r in rows], [float(r["best"]) for r in rows], label="best so far")
+    ax.set_yscale("log")
+    ax.set_xlabel("meta-training episode")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(frameon=False)
+    _save(fig, path)
+
+
+def plot_tuning(tuning: dict[str, Any], path: str | Path) -> None:
+    """Validation score against learning rate for every tuned baseline."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, b in tuning["baselines"].items():
+        pts = [(lr, s) for lr, s in zip(tuning["grid"], b["scores"]) if s is not None]
+        ax.plot(*zip(*pts), marker=".", label=f"{name} (best {b['lr']:.3g})", **{**STYLE.get(name, {}), "linestyle": "-"})
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"validation {tuning['metric']} loss")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(frameon=False)
+    _save(fig, path)
