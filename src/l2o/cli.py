@@ -133,10 +133,29 @@ def cmd_table(args) -> None:
 def cmd_pretrained(args) -> None:
     for name, info in checkpoint.pretrained().items():
         print(f"{name}: {info.get('description', '')}")
-        for key in ("result", "train_seconds"):
-            if key in info:
-                print(f"    {key}: {info[key]}")
+        result = info.get("result", {})
+        if "ratio_final_vs_best_baseline" in result:
+            print(f"    held-out mean final loss {result['learned_final_mean']:.4g} vs best tuned baseline "
+                  f"{result['best_baseline']} {result['best_baseline_final_mean']:.4g} "
+                  f"({result['ratio_final_vs_best_baseline']:.3f}×); meta-trained in {result['meta_train_seconds']:.0f} s")
         print(f"    rule: {json.dumps(info['rule'])}")
+        print(f"    file: {info['path']}")
+
+
+def cmd_export(args) -> None:
+    """Copy a run's best optimizer into a standalone checkpoint, with the run's measured results."""
+    source = checkpoint.resolve(args.run)
+    tensors, doc = checkpoint.load(source, "rule")
+    info = dict(doc.get("info", {}))
+    summary = Path(args.run).resolve().parent / "summary.json" if Path(args.run).is_dir() else None
+    if args.summary or (summary and summary.is_file()):
+        info["result"] = json.loads(Path(args.summary or summary).read_text())
+    if args.description:
+        info["description"] = args.description
+    checkpoint.save(args.out, tensors, "rule", {"rule": doc["rule"], "info": info})
+    checkpoint.atomic_write_text(Path(args.out).with_suffix(".json"),
+                                 json.dumps({"rule": doc["rule"], "info": info}, indent=2) + "\n")
+    print(f"saved {args.out} and {Path(args.out).with_suffix('.json')}")
 
 
 def cmd_quadratic(args) -> None:
@@ -210,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("table", help="Markdown table from a results file")
     p.add_argument("results")
     p.set_defaults(fn=cmd_table)
+
+    p = sub.add_parser("export", help="make a standalone optimizer checkpoint from a training run")
+    p.add_argument("run", help="a run folder (uses its best.safetensors) or a checkpoint file")
+    p.add_argument("--out", required=True, help="checkpoint to write (.safetensors; a .json is written beside it)")
+    p.add_argument("--summary", help="summary.json whose numbers to store (default: the run's experiment summary)")
+    p.add_argument("--description", help="one line saying what the optimizer is for")
+    p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser("pretrained", help="list the optimizers shipped with l2o")
     p.set_defaults(fn=cmd_pretrained)

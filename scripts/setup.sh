@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set-up: a virtual environment in .venv with l2o and its dependencies. Safe to run again.
+#   PYTHON      the interpreter to build .venv from (default: python3, needs >= 3.10)
+#   L2O_TORCH   the torch requirement installed first (default: torch==2.13.0; for a CPU-only wheel from
+#               the PyTorch index elsewhere: L2O_TORCH="torch --index-url https://download.pytorch.org/whl/cpu")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+  echo "setup: $PYTHON is missing or older than Python 3.10; set PYTHON=/path/to/python3.10+" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
+  echo "setup: installing ${L2O_TORCH:-torch==2.13.0}"
+  # shellcheck disable=SC2086
+  .venv/bin/python -m pip install -q ${L2O_TORCH:-torch==2.13.0} 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c 'import torch' || { echo "setup: torch failed to install" >&2; exit 1; }
+fi
+if ! .venv/bin/python -c 'import l2o, pytest, safetensors, matplotlib, tqdm' 2>/dev/null \
+   || [ pyproject.toml -nt .venv/.l2o-installed ]; then
+  echo "setup: installing l2o and its dependencies"
+  .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c 'import l2o, pytest' || { echo "setup: l2o failed to install" >&2; exit 1; }
+  touch .venv/.l2o-installed
+fi

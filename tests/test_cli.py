@@ -1,0 +1,60 @@
+import json
+
+import pytest
+
+from l2o.cli import main
+
+
+def test_train_tune_evaluate_plot_table(tmp_path, capsys):
+    run = tmp_path / "run"
+    small = ["--episodes", "2", "--horizon", "20", "--unroll", "10", "--problems", "4", "--val-problems", "8",
+             "--no-progress", "--no-lstm-preprocess"]
+    assert main(["train", "--out", str(run), *small]) == 0
+    assert (run / "best.safetensors").is_file() and (run / "config.json").is_file()
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["episodes"] == 2 and config["rule"]["preprocess"] is False
+    tuning = tmp_path / "tuning.json"
+    assert main(["tune", "--out", str(tuning), "--problems", "8", "--steps", "20", "--lr-min", "0.01",
+                 "--lr-max", "1", "--no-progress"]) == 0
+    assert len(json.loads(tuning.read_text())["grid"]) == 9
+    results = tmp_path / "results.json"
+    assert main(["evaluate", "--learned", f"mine={run}", "quadratic", "--tuning", str(tuning), "--out", str(results),
+                 "--problems", "10", "--steps", "20", "--no-progress"]) == 0
+    saved = json.loads(results.read_text())
+    assert set(saved["rules"]) == {"mine", "quadratic", "sgd", "nag", "rmsprop", "adam"}
+    assert len(saved["rules"]["mine"]["mean"]) == 21
+    assert results.with_suffix(".csv").read_text().startswith("rule,step,mean")
+    assert main(["plot", str(results)]) == 0
+    assert results.with_suffix(".png").stat().st_size > 10_000
+    capsys.readouterr()
+    assert main(["table", str(results)]) == 0
+    assert "| mine | learned |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--out", "x", "--unroll", "0"], "unroll must be >= 1"),
+        (["train", "--out", "x", "--horizon", "50"], "multiple of unroll"),
+        (["train", "--out", "x", "--quadratic-w-dist", "cauchy"], "w_dist must be one of"),
+        (["plot", "missing.json"], "results file not found: missing.json"),
+        (["evaluate", "--tuning", "missing.json", "--out", "r.json"], "tuning file not found"),
+        (["evaluate", "--learned", "resnet", "--out", "r.json"], "no pretrained optimizer or checkpoint file named"),
+        (["train", "--out", "x", "--resume"], "nothing to resume"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_flag_type_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--out", "x", "--episodes", "many"])
+    assert "invalid int value: 'many'" in capsys.readouterr().err
+
+
+def test_pretrained_lists_the_shipped_optimizers(capsys):
+    assert main(["pretrained"]) == 0
+    assert capsys.readouterr().out.startswith("quadratic:")

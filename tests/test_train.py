@@ -1,0 +1,98 @@
+"""Meta-training: resume equals uninterrupted, NaN handling, every weight trained, it beats tuned SGD."""
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from l2o.evaluate import evaluate
+from l2o.meta import TrainConfig, meta_train
+from l2o.rules import LSTMRule
+from l2o.tasks import QuadraticFamily
+from l2o.tune import tune, tuned_rules
+
+SMALL = dict(horizon=20, unroll=10, problems=8, val_every=2, val_problems=16, checkpoint_every=2)
+
+
+def _rule():
+    return LSTMRule(preprocess=False, output_scale=1.0)
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    fam = QuadraticFamily()
+    cfg = TrainConfig(episodes=6, **SMALL)
+    whole = meta_train(fam, _rule(), cfg, tmp_path / "whole", progress=False)
+    part = meta_train(fam, _rule(), cfg, tmp_path / "split", progress=False, stop_after=3)
+    assert part.state.episode == 3
+    resumed = meta_train(fam, _rule(), cfg, tmp_path / "split", progress=False, resume=True)
+    assert resumed.state.episode == 6 and resumed.state.meta_steps == whole.state.meta_steps
+    a, b = load_file(tmp_path / "whole" / "state.safetensors"), load_file(tmp_path / "split" / "state.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert resumed.state.history == [
+        {**h, "seconds": r["seconds"]} for h, r in zip(whole.state.history, resumed.state.history)
+    ]
+
+
+def test_existing_run_needs_resume_and_same_settings(tmp_path):
+    fam = QuadraticFamily()
+    cfg = TrainConfig(episodes=2, **SMALL)
+    meta_train(fam, _rule(), cfg, tmp_path, progress=False)
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        meta_train(fam, _rule(), cfg, tmp_path, progress=False)
+    other = TrainConfig(episodes=2, **{**SMALL, "problems": 4})
+    with pytest.raises(ValueError, match="train.problems: saved 8, now 4"):
+        meta_train(fam, _rule(), other, tmp_path, progress=False, resume=True)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        meta_train(fam, _rule(), cfg, tmp_path / "empty", progress=False, resume=True)
+
+
+def test_every_lstm_weight_changes(tmp_path):
+    rule = _rule()
+    torch.manual_seed(0)
+    rule.reset_parameters()
+    before = {k: v.clone() for k, v in rule.state_dict().items()}
+    meta_train(QuadraticFamily(), rule, TrainConfig(episodes=3, **SMALL), tmp_path, progress=False)
+    after = load_file(tmp_path / "state.safetensors")
+    for k, v in before.items():
+        assert torch.all(after["rule." + k] != v), f"{k}: some weights never changed"
+
+
+class NaNFamily(QuadraticFamily):
+    """Train episode 1 is poisoned: its problems give NaN losses."""
+
+    def sample(self, split, seed, num_problems):
+        task = super().sample(split, seed, num_problems)
+        if split == "train" and seed == 1:
+            task.W = task.W * float("nan")
+        return task
+
+
+def test_nan_meta_loss_is_skipped_counted_and_survived(tmp_path):
+    result = meta_train(NaNFamily(), _rule(), TrainConfig(episodes=4, **SMALL), tmp_path, progress=False)
+    assert result.state.episode == 4
+    assert result.state.nan_skips == 1
+    assert result.state.meta_steps == 3 * 2  # the poisoned episode's two truncations: one skipped, one not run
+    assert all(torch.isfinite(p).all() for p in result.rule.parameters())
+    assert result.state.history[-1]["nan_skips"] == 1
+
+
+def test_bad_train_config():
+    with pytest.raises(ValueError, match="multiple of unroll"):
+        TrainConfig(horizon=100, unroll=30)
+    with pytest.raises(ValueError, match="meta_lr"):
+        TrainConfig(meta_lr=0.0)
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="linear")
+
+
+@pytest.mark.slow
+def test_short_meta_training_beats_tuned_sgd():
+    fam = QuadraticFamily()
+    cfg = TrainConfig(episodes=80, problems=64, val_every=20, val_problems=128)
+    rule = meta_train(fam, _rule(), cfg, progress=False).rule
+    tuning = tune(fam, names=("sgd",), num_problems=256, progress=False)
+    results = evaluate({"lstm": rule, **tuned_rules(tuning)}, fam, num_problems=200, progress=False)
+    lstm, sgd = results["rules"]["lstm"], results["rules"]["sgd"]
+    assert lstm["final_mean"] < 0.8 * sgd["final_mean"], (lstm["final_mean"], sgd["final_mean"])
+    assert lstm["sum_mean"] < sgd["sum_mean"]
