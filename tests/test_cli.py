@@ -58,3 +58,19 @@ def test_bad_flag_type_is_refused(capsys):
 def test_pretrained_lists_the_shipped_optimizers(capsys):
     assert main(["pretrained"]) == 0
     assert capsys.readouterr().out.startswith("quadratic:")
+
+
+def test_export_writes_a_loadable_checkpoint_with_its_results(tmp_path, capsys):
+    from l2o import load_rule
+
+    exp = tmp_path / "exp"
+    run = exp / "train"
+    assert main(["train", "--out", str(run), "--episodes", "1", "--horizon", "20", "--unroll", "10",
+                 "--problems", "4", "--val-problems", "8", "--no-progress"]) == 0
+    (exp / "summary.json").write_text(json.dumps({"ratio_final_vs_best_baseline": 0.4}))
+    out = tmp_path / "zoo" / "mine.safetensors"
+    assert main(["export", str(run), "--out", str(out), "--description", "a test optimizer"]) == 0
+    doc = json.loads(out.with_suffix(".json").read_text())
+    assert doc["info"]["result"] == {"ratio_final_vs_best_baseline": 0.4}
+    assert doc["info"]["description"] == "a test optimizer"
+    assert load_rule(out).config() == load_rule(run).config()

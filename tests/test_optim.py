@@ -30,7 +30,7 @@ def test_step_returns_closure_loss_and_skips_params_without_grad():
         return loss
 
     loss = opt.step(closure)
-    assert float(loss) == 3.0
+    assert loss.item() == 3.0
     assert not torch.equal(a.detach(), torch.ones(3))
     assert torch.equal(b.detach(), torch.ones(2)) and b not in opt.state
 

@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass(p, LSTMConfig, "lstm-", quadratic.RULE)
     add_dataclass(p, TrainConfig, "", quadratic.TRAIN)
     add_dataclass(p, quadratic.ExperimentConfig)
-    _common(p, threads=1)  # one thread is fastest for these small tensors
+    _common(p)
     p.set_defaults(fn=cmd_quadratic)
 
     p = sub.add_parser("train", help="meta-train a learned optimizer")

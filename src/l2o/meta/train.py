@@ -57,6 +57,7 @@ class TrainConfig:
     val_every: int = 50  # episodes between validations (early stopping)
     val_problems: int = 256  # validation problems (the "validation" stream, seed 0)
     val_metric: str = "final"  # early-stopping criterion: mean "final" loss, mean "sum", or "log_final"
+    val_steps: int = 0  # steps of each validation run; 0 = the horizon
     checkpoint_every: int = 10  # episodes between resumable checkpoints
     seed: int = 0  # seeds φ's initialisation; problems come from the episode index
 
@@ -68,6 +69,8 @@ class TrainConfig:
             raise ValueError(f"horizon ({self.horizon}) must be a multiple of unroll ({self.unroll})")
         if not (math.isfinite(self.meta_lr) and self.meta_lr > 0):
             raise ValueError(f"meta_lr must be a positive number, got {self.meta_lr}")
+        if self.val_steps < 0:
+            raise ValueError(f"val_steps must be >= 0, got {self.val_steps}")
         if self.clip < 0:
             raise ValueError(f"clip must be >= 0, got {self.clip}")
         if self.schedule not in SCHEDULES:
@@ -217,7 +220,7 @@ def meta_train(
 
     def validate() -> None:
         rule.eval()
-        losses = unroll(rule, val_task, cfg.horizon).losses
+        losses = unroll(rule, val_task, cfg.val_steps or cfg.horizon).losses
         value = score(losses, cfg.val_metric)
         if value < state.best_metric:
             state.best_metric, state.best_episode = value, state.episode
