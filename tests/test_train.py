@@ -17,9 +17,10 @@ def _rule():
     return LSTMRule(preprocess=False, output_scale=1.0)
 
 
-def test_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_equals_uninterrupted(tmp_path, ema):
     fam = QuadraticFamily()
-    cfg = TrainConfig(episodes=6, **SMALL)
+    cfg = TrainConfig(episodes=6, ema=ema, **SMALL)
     whole = meta_train(fam, _rule(), cfg, tmp_path / "whole", progress=False)
     part = meta_train(fam, _rule(), cfg, tmp_path / "split", progress=False, stop_after=3)
     assert part.state.episode == 3
@@ -27,6 +28,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert resumed.state.episode == 6 and resumed.state.meta_steps == whole.state.meta_steps
     a, b = load_file(tmp_path / "whole" / "state.safetensors"), load_file(tmp_path / "split" / "state.safetensors")
     assert a.keys() == b.keys()
+    assert any(k.startswith("ema.") for k in a) == bool(ema)
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert resumed.state.history == [
@@ -96,3 +98,12 @@ def test_short_meta_training_beats_tuned_sgd():
     lstm, sgd = results["rules"]["lstm"], results["rules"]["sgd"]
     assert lstm["final_mean"] < 0.8 * sgd["final_mean"], (lstm["final_mean"], sgd["final_mean"])
     assert lstm["sum_mean"] < sgd["sum_mean"]
+
+
+def test_loss_weights():
+    from l2o.meta.train import loss_weights
+
+    cfg = TrainConfig(horizon=40, unroll=20, loss_weights="linear")
+    assert loss_weights(cfg, 0)[0] == pytest.approx(1 / 40) and loss_weights(cfg, 1)[-1] == 1.0
+    assert loss_weights(TrainConfig(horizon=40, unroll=20), 1).tolist() == [1.0] * 20
+    assert loss_weights(TrainConfig(horizon=40, unroll=20, loss_weights="last"), 0).tolist() == [0.0] * 19 + [1.0]

@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -167,7 +168,8 @@ def cmd_quadratic(args) -> None:
         train=from_args(args, TrainConfig),
         experiment=from_args(args, quadratic.ExperimentConfig),
     )
-    quadratic.run(args.out, settings, resume=args.resume, progress=not args.no_progress, device=_device(args.device))
+    quadratic.run(args.out, settings, resume=args.resume, progress=not args.no_progress, device=_device(args.device),
+                  command=shlex.join(["l2o", *args.argv]))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if getattr(args, "threads", 0):
         torch.set_num_threads(args.threads)
     try:

@@ -38,7 +38,7 @@ from l2o.meta.unroll import unroll
 from l2o.rules.base import detach
 from l2o.tasks.base import TaskFamily
 
-LOSS_WEIGHTS = ("uniform", "last")
+LOSS_WEIGHTS = ("uniform", "last", "linear")
 SCHEDULES = ("constant", "cosine")
 VAL_METRICS = ("final", "sum", "log_final")
 
@@ -53,11 +53,13 @@ class TrainConfig:
     schedule: str = "constant"  # meta learning-rate schedule: "constant" or "cosine" (to 0 at the end)
     second_order: bool = False  # keep ∂∇_t/∂φ (second derivatives); the paper drops them
     clip: float = 0.0  # clip the meta-gradient's global norm to this; 0 = no clipping
-    loss_weights: str = "uniform"  # w_t: "uniform" (paper, all 1) or "last" (only each truncation's end)
+    loss_weights: str = "uniform"  # w_t: "uniform" (paper, all 1), "last" (each truncation's end), "linear" (t/horizon)
+    log_loss: bool = False  # meta-loss Σ w_t log f(θ_t) instead of the paper's Σ w_t f(θ_t)
     val_every: int = 50  # episodes between validations (early stopping)
     val_problems: int = 256  # validation problems (the "validation" stream, seed 0)
     val_metric: str = "final"  # early-stopping criterion: mean "final" loss, mean "sum", or "log_final"
     val_steps: int = 0  # steps of each validation run; 0 = the horizon
+    ema: float = 0.0  # Polyak averaging: validate and keep φ̄ ← ema·φ̄ + (1 − ema)·φ instead of φ; 0 = off
     checkpoint_every: int = 10  # episodes between resumable checkpoints
     seed: int = 0  # seeds φ's initialisation; problems come from the episode index
 
@@ -69,6 +71,8 @@ class TrainConfig:
             raise ValueError(f"horizon ({self.horizon}) must be a multiple of unroll ({self.unroll})")
         if not (math.isfinite(self.meta_lr) and self.meta_lr > 0):
             raise ValueError(f"meta_lr must be a positive number, got {self.meta_lr}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.val_steps < 0:
             raise ValueError(f"val_steps must be >= 0, got {self.val_steps}")
         if self.clip < 0:
@@ -115,7 +119,10 @@ def resolved_config(family: TaskFamily, rule: nn.Module, cfg: TrainConfig) -> di
     return {"task": family.config(), "rule": rule.config(), "train": asdict(cfg)}
 
 
-def _weights(cfg: TrainConfig) -> torch.Tensor:
+def loss_weights(cfg: TrainConfig, truncation: int) -> torch.Tensor:
+    """w_t for the steps t = truncation·unroll + 1 … (truncation + 1)·unroll."""
+    if cfg.loss_weights == "linear":
+        return torch.arange(1, cfg.unroll + 1, dtype=torch.float32).add(truncation * cfg.unroll) / cfg.horizon
     w = torch.ones(cfg.unroll)
     if cfg.loss_weights == "last":
         w.zero_()[-1] = 1.0
@@ -128,9 +135,10 @@ def _lr(cfg: TrainConfig, episode: int) -> float:
     return cfg.meta_lr
 
 
-def _save_state(run_dir: Path, rule, opt, best, state: TrainState, config: dict) -> None:
+def _save_state(run_dir: Path, rule, opt, best, avg, state: TrainState, config: dict) -> None:
     tensors = {f"rule.{k}": v for k, v in rule.state_dict().items()}
     tensors.update({f"best.{k}": v for k, v in best.items()})
+    tensors.update({f"ema.{k}": v for k, v in avg.items()})
     sd = opt.state_dict()
     for idx, st in sd["state"].items():
         for name, value in st.items():
@@ -158,13 +166,14 @@ def _load_state(run_dir: Path, rule, opt, config: dict) -> tuple[dict, TrainStat
         raise ValueError(f"cannot resume {run_dir}: the settings differ from the saved run: {'; '.join(diff)}")
     rule.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("rule.")})
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+    avg = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
     opt_state: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("opt."):
             _, idx, name = k.split(".", 2)
             opt_state.setdefault(int(idx), {})[name] = v
     opt.load_state_dict({"state": opt_state, "param_groups": doc["param_groups"]})
-    return best, TrainState(**doc["train_state"])
+    return best, avg, TrainState(**doc["train_state"])
 
 
 def meta_train(
@@ -197,12 +206,13 @@ def meta_train(
     rule.to(device)
     opt = torch.optim.Adam(rule.parameters(), lr=cfg.meta_lr)
     best = copy.deepcopy(rule.state_dict())
+    avg = copy.deepcopy(rule.state_dict()) if cfg.ema else {}  # the Polyak average φ̄
     state = TrainState()
     run_dir = Path(run_dir) if run_dir is not None else None
     if run_dir is not None:
         has_state = (run_dir / "state.safetensors").exists()
         if resume and has_state:
-            best, state = _load_state(run_dir, rule, opt, config)
+            best, avg, state = _load_state(run_dir, rule, opt, config)
         elif resume:
             raise FileNotFoundError(f"nothing to resume: {run_dir / 'state.safetensors'} does not exist")
         elif has_state:
@@ -213,18 +223,22 @@ def meta_train(
         checkpoint.atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2) + "\n")
 
     val_task = family.sample("validation", 0, cfg.val_problems).to(device)
-    weights = _weights(cfg)
     truncations = cfg.horizon // cfg.unroll
     end = cfg.episodes if stop_after is None else min(cfg.episodes, state.episode + stop_after)
     bar = tqdm(total=cfg.episodes, initial=state.episode, disable=not progress, desc="meta-train", unit="ep")
 
     def validate() -> None:
         rule.eval()
+        current = copy.deepcopy(rule.state_dict()) if avg else None
+        if avg:
+            rule.load_state_dict(avg)
         losses = unroll(rule, val_task, cfg.val_steps or cfg.horizon).losses
         value = score(losses, cfg.val_metric)
         if value < state.best_metric:
             state.best_metric, state.best_episode = value, state.episode
             best.update(copy.deepcopy(rule.state_dict()))
+        if current is not None:
+            rule.load_state_dict(current)
         state.history.append(
             {"episode": state.episode, "meta_steps": state.meta_steps, "seconds": round(state.seconds, 2),
              "val_" + cfg.val_metric: value, "best": state.best_metric, "nan_skips": state.nan_skips}
@@ -256,7 +270,8 @@ def meta_train(
             for k in range(truncations):
                 out = unroll(rule, task, cfg.unroll, params=params, state=rstate, start=k * cfg.unroll,
                              meta=True, second_order=cfg.second_order)
-                meta_loss = (weights * out.losses[1:].mean(-1)).sum()
+                losses = out.losses[1:].clamp_min(1e-30).log() if cfg.log_loss else out.losses[1:]
+                meta_loss = (loss_weights(cfg, k).to(losses.device) * losses.mean(-1)).sum()
                 opt.zero_grad(set_to_none=True)
                 ok = bool(torch.isfinite(meta_loss))
                 if ok:
@@ -269,6 +284,10 @@ def meta_train(
                     opt.zero_grad(set_to_none=True)
                     break
                 opt.step()
+                if avg:
+                    with torch.no_grad():
+                        for k, p in rule.named_parameters():
+                            avg[k].lerp_(p, 1.0 - cfg.ema)
                 state.meta_steps += 1
                 params, rstate = detach(out.params), detach(out.state)
             state.episode += 1
@@ -277,12 +296,12 @@ def meta_train(
             if state.episode % cfg.val_every == 0 or state.episode == cfg.episodes:
                 validate()
             if run_dir is not None and (state.episode % cfg.checkpoint_every == 0 or state.episode == end):
-                _save_state(run_dir, rule, opt, best, state, config)
+                _save_state(run_dir, rule, opt, best, avg, state, config)
                 save_best()
     finally:
         bar.close()
     if run_dir is not None and state.episode == 0:
-        _save_state(run_dir, rule, opt, best, state, config)
+        _save_state(run_dir, rule, opt, best, avg, state, config)
         save_best()
     rule.load_state_dict(best)
     rule.eval()
