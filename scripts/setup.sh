@@ -17,7 +17,7 @@ fi
 if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
   echo "setup: installing ${L2O_TORCH:-torch==2.13.0}"
   # shellcheck disable=SC2086
-  .venv/bin/python -m pip install -q ${L2O_TORCH:-torch==2.13.0} 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q ${L2O_TORCH:-torch==2.13.0} numpy 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c 'import torch' || { echo "setup: torch failed to install" >&2; exit 1; }
 fi
 if ! .venv/bin/python -c 'import l2o, pytest, safetensors, matplotlib, tqdm' 2>/dev/null \
