@@ -50,6 +50,24 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
+
+
+def read_json(path: str | os.PathLike, what: str, key: str, hint: str) -> dict[str, Any]:
+    """Read an l2o JSON file of kind ``what`` that must have ``key``; ``hint`` says how to make one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path} ({hint})")
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(doc, dict) or key not in doc:
+        raise ValueError(f"{path} is not an l2o {what} file (no '{key}' entry)")
+    return doc
+
+
 def save(path: str | os.PathLike, tensors: dict[str, Tensor], kind: str, meta: dict[str, Any]) -> None:
     """Write ``tensors`` and the JSON document ``meta`` (tagged with ``kind``) to ``path`` atomically."""
     doc = {"format": f"l2o.{kind}", "version": FORMAT_VERSION, **meta}

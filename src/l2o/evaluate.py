@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -74,7 +73,7 @@ def evaluate(
 def save_results(results: dict[str, Any], path: str | Path) -> None:
     """``path`` (.json) and the per-step curves beside it as .csv, both written atomically."""
     path = Path(path)
-    checkpoint.atomic_write_text(path, json.dumps(results, indent=1) + "\n")
+    checkpoint.write_json(path, results)
     buf = io.StringIO()
     writer = csv.writer(buf)
     cols = ["mean", "std", "q10", "q25", "median", "q75", "q90"]
@@ -86,16 +85,7 @@ def save_results(results: dict[str, Any], path: str | Path) -> None:
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"results file not found: {path} (make one with `l2o evaluate`)")
-    try:
-        results = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from e
-    if not isinstance(results, dict) or "rules" not in results:
-        raise ValueError(f"{path} is not an l2o results file (no 'rules' entry)")
-    return results
+    return checkpoint.read_json(path, "results", "rules", "make one with `l2o evaluate`")
 
 
 def table(results: dict[str, Any], reference: str | None = None) -> str:

@@ -7,7 +7,6 @@ family's "validation" stream; the rate with the lowest mean final loss wins (a d
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -69,20 +68,11 @@ def tune(
 
 
 def save_tuning(tuning: dict[str, Any], path: str | Path) -> None:
-    checkpoint.atomic_write_text(path, json.dumps(tuning, indent=1) + "\n")
+    checkpoint.write_json(path, tuning)
 
 
 def load_tuning(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"tuning file not found: {path} (make one with `l2o tune`)")
-    try:
-        tuning = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from e
-    if not isinstance(tuning, dict) or "baselines" not in tuning:
-        raise ValueError(f"{path} is not an l2o tuning file (no 'baselines' entry)")
-    return tuning
+    return checkpoint.read_json(path, "tuning", "baselines", "make one with `l2o tune`")
 
 
 def tuned_rules(tuning: dict[str, Any]) -> dict[str, Any]:

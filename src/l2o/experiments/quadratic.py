@@ -11,7 +11,6 @@ The default settings are the ones the shipped ``quadratic`` optimizer was traine
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time
@@ -101,7 +100,7 @@ def run(out: str | Path, settings: Settings | None = None, *, resume: bool = Fal
         "machine": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
                     "threads": torch.get_num_threads(), "device": device},
     }
-    checkpoint.atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    checkpoint.write_json(out / "summary.json", summary)
     md = (f"Quadratics, {results['num_problems']} held-out test problems, {results['steps']} steps "
           f"(baselines tuned on {s.experiment.tune_problems} validation problems).\n\n" + table(results) +
           f"\nLearned / best tuned baseline ({best_name}) at step {results['steps']}: "
