@@ -27,3 +27,6 @@ if ! .venv/bin/python -c 'import l2o, pytest, safetensors, matplotlib, tqdm' 2>/
   .venv/bin/python -c 'import l2o, pytest' || { echo "setup: l2o failed to install" >&2; exit 1; }
   touch .venv/.l2o-installed
 fi
+# the compiled fused LSTM step (l2o.kernels): built once into the torch extensions cache; if it cannot be
+# built, l2o says so and uses its PyTorch implementation
+.venv/bin/python -m l2o.kernels

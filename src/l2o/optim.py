@@ -65,7 +65,7 @@ class LearnedOptimizer(Optimizer):
                     state["step"] = 0
                     state["rule_state"] = tree_tensors(rule.init({"p": p}))
                 rule_state = tree_unflatten(template, state["rule_state"])
-                updates, rule_state = rule.update({"p": p.grad}, rule_state)
+                updates, rule_state = rule.update({"p": p.grad}, rule_state, inplace=True)
                 p.add_(updates["p"], alpha=group["lr"])
                 state["rule_state"] = tree_tensors(rule_state)
                 state["step"] += 1

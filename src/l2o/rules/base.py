@@ -28,8 +28,12 @@ class UpdateRule(Protocol):
     def init(self, params: Params) -> Any:
         """The rule's state for ``params`` before the first step."""
 
-    def update(self, grads: Params, state: Any) -> tuple[Params, Any]:
-        """Updates to add to the parameters, and the next state."""
+    def update(self, grads: Params, state: Any, *, inplace: bool = False) -> tuple[Params, Any]:
+        """Updates to add to the parameters, and the next state.
+
+        ``inplace=True`` allows the rule to write the next state into the buffers of ``state`` (the
+        caller promises never to use ``state`` again); the result must be used either way.
+        """
 
     def config(self) -> dict:
         """JSON-serialisable settings from which ``make_rule(**config)`` rebuilds the rule."""

@@ -62,7 +62,7 @@ class SGD:
     def init(self, params: Params) -> EmptyState:
         return EmptyState()
 
-    def update(self, grads: Params, state: EmptyState):
+    def update(self, grads: Params, state: EmptyState, *, inplace: bool = False):
         return {k: -self.lr * g for k, g in grads.items()}, state
 
     def config(self) -> dict:
@@ -83,7 +83,7 @@ class NAG:
     def init(self, params: Params) -> MomentumState:
         return MomentumState(_zeros(params))
 
-    def update(self, grads: Params, state: MomentumState):
+    def update(self, grads: Params, state: MomentumState, *, inplace: bool = False):
         buf = {k: self.momentum * state.buf[k] + g for k, g in grads.items()}
         updates = {k: -self.lr * (g + self.momentum * buf[k]) for k, g in grads.items()}
         return updates, MomentumState(buf)
@@ -107,7 +107,7 @@ class RMSprop:
     def init(self, params: Params) -> RMSpropState:
         return RMSpropState(_zeros(params))
 
-    def update(self, grads: Params, state: RMSpropState):
+    def update(self, grads: Params, state: RMSpropState, *, inplace: bool = False):
         sq = {k: self.alpha * state.square_avg[k] + (1 - self.alpha) * g * g for k, g in grads.items()}
         updates = {k: -self.lr * g / (sq[k].sqrt() + self.eps) for k, g in grads.items()}
         return updates, RMSpropState(sq)
@@ -133,7 +133,7 @@ class Adam:
     def init(self, params: Params) -> AdamState:
         return AdamState(0, _zeros(params), _zeros(params))
 
-    def update(self, grads: Params, state: AdamState):
+    def update(self, grads: Params, state: AdamState, *, inplace: bool = False):
         t = state.step + 1
         m = {k: self.beta1 * state.exp_avg[k] + (1 - self.beta1) * g for k, g in grads.items()}
         v = {k: self.beta2 * state.exp_avg_sq[k] + (1 - self.beta2) * g * g for k, g in grads.items()}

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from l2o import kernels
 from l2o.rules.preprocess import log_sign
 from l2o.tasks.base import Params
 
@@ -80,6 +81,7 @@ class LSTMRule(nn.Module):
         in_size = 2 if self.cfg.preprocess else 1
         self.cells = nn.ModuleList(nn.LSTMCell(in_size if i == 0 else H, H) for i in range(L))
         self.out = nn.Linear(H, 1)
+        self.use_kernel = True  # use the compiled fused step where it applies (l2o.kernels)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -110,8 +112,40 @@ class LSTMRule(nn.Module):
         n = sum(p.numel() for p in params.values())
         return self.init_flat(n, device=first.device, dtype=first.dtype)
 
-    def step_flat(self, grad: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
-        """One step on a flat gradient (N,): the update (N,) and the next state."""
+    def _fused_kernel(self, grad: Tensor):
+        """The compiled kernel when it applies: no autograd needed, float32 on the CPU, 2 × 20 units."""
+        if not self.use_kernel or self.cfg.hidden_size != 20 or self.cfg.num_layers != 2:
+            return None
+        if grad.device.type != "cpu" or grad.dtype != torch.float32 or self.out.weight.dtype != torch.float32:
+            return None
+        if torch.is_grad_enabled() and (grad.requires_grad or any(p.requires_grad for p in self.parameters())):
+            return None
+        return kernels.lstm_step()
+
+    def _packed(self) -> tuple[Tensor, ...]:
+        (c1, c2), out = self.cells, self.out
+        return (torch.cat([c1.weight_ih, c1.weight_hh], 1).t().contiguous(), (c1.bias_ih + c1.bias_hh).contiguous(),
+                torch.cat([c2.weight_ih, c2.weight_hh], 1).t().contiguous(), (c2.bias_ih + c2.bias_hh).contiguous(),
+                out.weight.reshape(-1).contiguous())
+
+    def step_flat(self, grad: Tensor, state: LSTMState, out: LSTMState | None = None) -> tuple[Tensor, LSTMState]:
+        """One step on a flat gradient (N,): the update (N,) and the next state.
+
+        ``out``: where to write the next state (may be ``state`` itself, for an in-place step); only the
+        compiled kernel writes there, so callers must use the returned state.
+        """
+        kernel = self._fused_kernel(grad)
+        if kernel is not None:
+            with torch.no_grad():
+                h1, h2 = (h.contiguous() for h in state.h)
+                c1, c2 = (c.contiguous() for c in state.c)
+                nxt = out if out is not None else LSTMState(
+                    (torch.empty_like(h1), torch.empty_like(h2)), (torch.empty_like(c1), torch.empty_like(c2)))
+                update = torch.empty_like(grad)
+                kernel.lstm_step(grad.contiguous(), h1, c1, h2, c2, *self._packed(), float(self.out.bias),
+                                 self.cfg.preprocess, self.cfg.p, self.cfg.input_scale, self.cfg.output_scale,
+                                 update, nxt.h[0], nxt.c[0], nxt.h[1], nxt.c[1])
+            return update, nxt
         x = self.inputs(grad)
         hs, cs = [], []
         for cell, h, c in zip(self.cells, state.h, state.c):
@@ -122,12 +156,12 @@ class LSTMRule(nn.Module):
         update = self.out(x).squeeze(-1) * self.cfg.output_scale
         return update, LSTMState(tuple(hs), tuple(cs))
 
-    def update(self, grads: Params, state: LSTMState) -> tuple[Params, LSTMState]:
+    def update(self, grads: Params, state: LSTMState, *, inplace: bool = False) -> tuple[Params, LSTMState]:
         flat = flatten(grads)
         if flat.shape[0] != state.h[0].shape[0]:
             raise ValueError(
                 f"the gradients have {flat.shape[0]} coordinates but the LSTM state has "
                 f"{state.h[0].shape[0]} rows; was the state made by init() for these parameters?"
             )
-        update, state = self.step_flat(flat, state)
+        update, state = self.step_flat(flat, state, out=state if inplace else None)
         return unflatten(update, grads), state

@@ -1,0 +1,66 @@
+"""Compiled kernels, built on first use and cached; the library falls back to PyTorch until they are ready.
+
+``lstm_step`` (lstm_step.cpp) fuses a whole coordinatewise LSTM step without autograd (the learned
+optimizer's step and evaluation). It is compiled with ``torch.utils.cpp_extension`` into the torch
+extensions cache (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) the first time it is
+asked for, in a background thread: the caller never waits for the compiler, and keeps using the PyTorch
+implementation until the build is done. ``scripts/setup.sh`` builds it ahead (``python -m l2o.kernels``).
+Set ``L2O_KERNELS=0`` to never use compiled kernels. A failed build is reported once and never retried
+in that process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import warnings
+from pathlib import Path
+
+_SOURCE = Path(__file__).with_name("lstm_step.cpp")
+_lock = threading.Lock()
+_state: dict = {"module": None, "thread": None, "error": None, "seconds": None}
+
+
+def enabled() -> bool:
+    return os.environ.get("L2O_KERNELS", "1") != "0"
+
+
+def _build() -> None:
+    t0 = time.perf_counter()
+    try:
+        from torch.utils.cpp_extension import load
+
+        module = load(
+            name="l2o_lstm_step",
+            sources=[str(_SOURCE)],
+            extra_cflags=["-O3", "-march=native", "-ffast-math", "-fopenmp"],
+            extra_ldflags=["-fopenmp"],
+            verbose=False,
+        )
+        _state["module"] = module
+    except Exception as e:  # noqa: BLE001 - any build failure means: keep the PyTorch path
+        _state["error"] = f"{type(e).__name__}: {e}"
+        warnings.warn(f"l2o: the fused LSTM kernel could not be built; using PyTorch ({_state['error'][:300]})")
+    finally:
+        _state["seconds"] = time.perf_counter() - t0
+
+
+def lstm_step(wait: bool = False):
+    """The compiled module, or None while it is being built (or if it cannot be)."""
+    if not enabled():
+        return None
+    if _state["module"] is not None:
+        return _state["module"]
+    with _lock:
+        if _state["error"] is None and _state["thread"] is None:
+            _state["thread"] = threading.Thread(target=_build, name="l2o-kernel-build", daemon=True)
+            _state["thread"].start()
+    if wait and _state["thread"] is not None:
+        _state["thread"].join()
+    return _state["module"]
+
+
+def build_info() -> dict:
+    """Whether the kernel is ready, how long its build (or cache load) took, and any error."""
+    return {"ready": _state["module"] is not None, "seconds": _state["seconds"], "error": _state["error"]}
