@@ -1,0 +1,118 @@
+"""Meta-training throughput on the paper's MNIST MLP task (784-20-10 sigmoid, batch 128, n = 15,910),
+unroll 20, second derivatives dropped: optimizee steps per second and peak memory, library vs the naive
+eager reference (benchmarks/naive_lstm.py driven by a plain loop). Synthetic inputs of MNIST's shape.
+
+Each implementation runs in its own subprocess (so that peak resident memory is its own), alternating
+library and naive for ``--rounds`` rounds; medians are printed with the ratio.
+
+    .venv/bin/python benchmarks/meta_train_mlp.py [--rounds 3] [--truncations 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from naive_lstm import NaiveLSTMOptimizer  # noqa: E402
+
+from l2o.meta import unroll  # noqa: E402
+from l2o.rules import LSTMRule, detach  # noqa: E402
+from l2o.tasks.mlp import MLPFamily  # noqa: E402
+
+UNROLL = 20
+
+
+def library(truncations: int) -> float:
+    task = MLPFamily().sample("train", 0, 1)
+    rule = LSTMRule(preprocess=True)
+    opt = torch.optim.Adam(rule.parameters(), 1e-3)
+    params, state = task.init_params(), None
+    t = time.perf_counter()
+    for k in range(truncations):
+        out = unroll(rule, task, UNROLL, params=params, state=state, start=k * UNROLL, meta=True)
+        opt.zero_grad()
+        out.losses[1:].mean(-1).sum().backward()
+        opt.step()
+        params, state = detach(out.params), detach(out.state)
+    return time.perf_counter() - t
+
+
+def naive(truncations: int) -> float:
+    task = MLPFamily().sample("train", 0, 1)
+    net = NaiveLSTMOptimizer()
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    theta = [p.reshape(-1) for p in task.init_params().values()]
+    shapes = [(k, v.shape) for k, v in task.init_params().items()]
+    flat = torch.cat(theta)
+    n = flat.numel()
+    state = ((torch.zeros(n, 20), torch.zeros(n, 20)), (torch.zeros(n, 20), torch.zeros(n, 20)))
+
+    def as_params(vec):
+        out, i = {}, 0
+        for k, s in shapes:
+            m = s.numel()
+            out[k] = vec[i:i + m].view(s)
+            i += m
+        return out
+
+    t = time.perf_counter()
+    for k in range(truncations):
+        flat = flat.detach().requires_grad_()
+        state = tuple(tuple(s.detach() for s in layer) for layer in state)
+        meta_loss = 0.0
+        for i in range(UNROLL):
+            loss = task.loss(as_params(flat), k * UNROLL + i).sum()
+            if i > 0:
+                meta_loss = meta_loss + loss
+            (g,) = torch.autograd.grad(loss, flat, retain_graph=True)
+            update, state = net(g, state)
+            flat = flat + update
+        meta_loss = meta_loss + task.loss(as_params(flat), (k + 1) * UNROLL).sum()
+        opt.zero_grad()
+        meta_loss.backward()
+        opt.step()
+    return time.perf_counter() - t
+
+
+def child(which: str, truncations: int) -> None:
+    fn = library if which == "library" else naive
+    fn(1)  # warm-up (and the kernel's cache load)
+    seconds = fn(truncations)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"steps_per_s": truncations * UNROLL / seconds, "peak_mb": peak_mb}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--truncations", type=int, default=5)
+    parser.add_argument("--child", choices=["library", "naive"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.truncations)
+    runs = {"library": [], "naive": []}
+    for _ in range(args.rounds):
+        for which in runs:
+            out = subprocess.run([sys.executable, __file__, "--child", which, "--truncations", str(args.truncations)],
+                                 check=True, capture_output=True, text=True).stdout
+            runs[which].append(json.loads(out.strip().splitlines()[-1]))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; MNIST-shaped MLP, n = 15,910, unroll {UNROLL}")
+    med = {}
+    for which, rs in runs.items():
+        med[which] = (statistics.median(r["steps_per_s"] for r in rs), statistics.median(r["peak_mb"] for r in rs))
+        print(f"{which:>8}: {med[which][0]:8.1f} optimizee steps/s, peak memory {med[which][1]:.0f} MB")
+    print(f"library / naive: {med['library'][0] / med['naive'][0]:.2f}× the steps per second, "
+          f"{med['library'][1] / med['naive'][1]:.2f}× the peak memory")
+
+
+if __name__ == "__main__":
+    main()

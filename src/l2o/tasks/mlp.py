@@ -1,0 +1,133 @@
+"""MLP optimizees on classification data: the paper's MNIST task (784-20-10, sigmoid, batches of 128).
+
+A task is a batch of independent problems (one network each, with its own initialisation and batch
+order), evaluated with batched matrix products, so that many problems cost one set of tensor ops.
+Parameters are named ``w0, b0, w1, b1, …``; the loss at step t is the mean cross-entropy of each
+network on its t-th minibatch.
+
+Data come from a ``Dataset``: inputs (n, d) float32 and labels (n,) int64. ``synthetic_dataset`` makes
+inputs of MNIST's shape from a random linear teacher, for benchmarks and tests that must not depend on
+a download.
+
+Initialisation: "paper" draws every weight from N(0, 0.01²) (the authors' code) and biases 0;
+"torch" is PyTorch's default ``nn.Linear`` initialisation, U(−1/√fan_in, 1/√fan_in) for both.
+
+References:
+    Andrychowicz et al. 2016, §3.2 (MNIST).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from l2o.tasks.base import Params, split_generator
+
+ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
+
+
+class Dataset(NamedTuple):
+    x: Tensor  # (n, d) float32
+    y: Tensor  # (n,) int64 class labels
+
+
+def synthetic_dataset(n: int = 10_000, dim: int = 784, classes: int = 10, seed: int = 0) -> Dataset:
+    """Inputs in [0, 1) of MNIST's shape, labelled by a random linear teacher."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, dim, generator=gen)
+    teacher = torch.randn(dim, classes, generator=gen)
+    return Dataset(x, (x - 0.5).matmul(teacher).argmax(1))
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    hidden: tuple[int, ...] = (20,)  # hidden layer sizes (paper: one layer of 20)
+    activation: str = "sigmoid"  # "sigmoid" (paper), "relu" or "tanh"
+    batch_size: int = 128  # examples per minibatch (paper: 128)
+    init: str = "paper"  # "paper": N(0, 0.01²) weights, zero biases; "torch": nn.Linear's default
+
+    def __post_init__(self):
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden must list positive layer sizes, got {self.hidden}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.init not in ("paper", "torch"):
+            raise ValueError(f"init must be 'paper' or 'torch', got {self.init!r}")
+
+
+class MLPTask:
+    """``num_problems`` networks, each with its own θ_0 and its own order of minibatches."""
+
+    def __init__(self, cfg: MLPConfig, data: Dataset, theta0: Params, gen_seed: int):
+        self.cfg, self.data, self.theta0 = cfg, data, theta0
+        self.num_problems = next(iter(theta0.values())).shape[0]
+        self.seed = gen_seed
+        self._batches: dict[int, tuple[Tensor, Tensor]] = {}
+
+    def to(self, device) -> "MLPTask":
+        data = Dataset(self.data.x.to(device), self.data.y.to(device))
+        return MLPTask(self.cfg, data, {k: v.to(device) for k, v in self.theta0.items()}, self.seed)
+
+    def init_params(self) -> Params:
+        return {k: v.clone() for k, v in self.theta0.items()}
+
+    def batch(self, step: int) -> tuple[Tensor, Tensor]:
+        """The minibatch of every problem at ``step``: inputs (B, batch, d) and labels (B, batch)."""
+        if step not in self._batches:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+            idx = torch.randint(0, self.data.x.shape[0], (self.num_problems, self.cfg.batch_size), generator=gen)
+            idx = idx.to(self.data.x.device)
+            self._batches = {step: (self.data.x[idx], self.data.y[idx])}  # keep only the latest
+        return self._batches[step]
+
+    def logits(self, params: Params, x: Tensor) -> Tensor:
+        act = ACTIVATIONS[self.cfg.activation]
+        layers = len(self.cfg.hidden) + 1
+        for i in range(layers):
+            x = torch.baddbmm(params[f"b{i}"].unsqueeze(1), x, params[f"w{i}"])
+            if i < layers - 1:
+                x = act(x)
+        return x
+
+    def loss(self, params: Params, step: int = 0) -> Tensor:
+        x, y = self.batch(step)
+        logits = self.logits(params, x)
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
+        return ce.view(self.num_problems, -1).mean(1)
+
+
+class MLPFamily:
+    name = "mlp"
+
+    def __init__(self, data: dict[str, Dataset] | Dataset | None = None, config: MLPConfig | None = None,
+                 **overrides):
+        """``data``: one Dataset per split ("train", "validation", "test"), or one for all (synthetic)."""
+        self.cfg = config if config is not None else MLPConfig(**overrides)
+        data = data if data is not None else synthetic_dataset()
+        self.data = data if isinstance(data, dict) else {"train": data, "validation": data, "test": data}
+
+    def config(self) -> dict:
+        return {"name": self.name, **asdict(self.cfg)}
+
+    def sample(self, split: str, seed: int, num_problems: int) -> MLPTask:
+        gen = split_generator(split, seed)
+        data = self.data[split]
+        sizes = [data.x.shape[1], *self.cfg.hidden, int(data.y.max()) + 1]
+        theta0 = {}
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            if self.cfg.init == "paper":
+                theta0[f"w{i}"] = torch.randn(num_problems, fan_in, fan_out, generator=gen) * 0.01
+                theta0[f"b{i}"] = torch.zeros(num_problems, fan_out)
+            else:
+                bound = 1 / math.sqrt(fan_in)
+                theta0[f"w{i}"] = (torch.rand(num_problems, fan_in, fan_out, generator=gen) * 2 - 1) * bound
+                theta0[f"b{i}"] = (torch.rand(num_problems, fan_out, generator=gen) * 2 - 1) * bound
+        batch_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+        return MLPTask(self.cfg, data, theta0, batch_seed)
