@@ -5,7 +5,8 @@ Measured in one run, so that the ratios hold on a shared, noisy machine:
   learned step at n parameters needs at least max(FLOPs / throughput, bytes / bandwidth), with
   FLOPs = 2 · n · (4H(I+H) + 4H·2H + H) and bytes = 4 · n · (2 · 4H state + gradient + update);
 - the library's step (``LSTMRule.step_flat``: the compiled fused kernel, in place, as LearnedOptimizer
-  uses it), the naive eager reference (benchmarks/naive_lstm.py) and ``torch.optim.Adam.step``;
+  uses it), the whole ``LearnedOptimizer.step`` on one parameter of n elements ("optim"), the naive
+  eager reference (benchmarks/naive_lstm.py) and ``torch.optim.Adam.step``;
 medians of interleaved repetitions. The kernel's build (or cache load) time is printed separately.
 
     .venv/bin/python benchmarks/learned_step.py [--sizes 15910 1000000] [--reps 7]
@@ -24,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from naive_lstm import NaiveLSTMOptimizer  # noqa: E402
 
-from l2o import kernels  # noqa: E402
+from l2o import LearnedOptimizer, kernels  # noqa: E402
 from l2o.rules import LSTMRule  # noqa: E402
 
 H, I = 20, 2
@@ -62,7 +63,7 @@ def main() -> None:
     print(f"machine: GEMM {flops_s / 1e9:.0f} GFLOP/s, copy bandwidth {bytes_s / 1e9:.1f} GB/s")
     rule = LSTMRule(preprocess=True).requires_grad_(False)
     naive = NaiveLSTMOptimizer().requires_grad_(False).load_from(rule)
-    print(f"{'n':>9} {'floor ms':>9} {'library ms':>11} {'naive ms':>9} {'adam ms':>8} "
+    print(f"{'n':>9} {'floor ms':>9} {'library ms':>11} {'optim ms':>9} {'naive ms':>9} {'adam ms':>8} "
           f"{'naive/library':>14} {'library/floor':>14} {'library/adam':>13}")
     for n in args.sizes:
         flops = 2 * n * (4 * H * (I + H) + 4 * H * 2 * H + H)
@@ -74,15 +75,19 @@ def main() -> None:
         param = torch.nn.Parameter(torch.zeros(n))
         param.grad = grad.clone()
         adam = torch.optim.Adam([param], lr=1e-3)
+        lparam = torch.nn.Parameter(torch.zeros(n))
+        lparam.grad = grad.clone()
+        learned = LearnedOptimizer([lparam], checkpoint="quadratic")
         reps = args.reps if n < 200_000 else max(3, args.reps // 2)
-        times = {"library": [], "naive": [], "adam": []}
+        times = {"library": [], "optimizer": [], "naive": [], "adam": []}
         with torch.no_grad():
             for _ in range(reps):
                 times["library"].append(timeit(lambda: rule.step_flat(grad, state, out=state), 3))
+                times["optimizer"].append(timeit(learned.step, 3))
                 times["naive"].append(timeit(lambda: naive(grad, nstate), 1))
                 times["adam"].append(timeit(adam.step, 3))
         m = {k: statistics.median(v) for k, v in times.items()}
-        print(f"{n:>9} {floor * 1e3:>9.2f} {m['library'] * 1e3:>11.2f} {m['naive'] * 1e3:>9.2f} "
+        print(f"{n:>9} {floor * 1e3:>9.2f} {m['library'] * 1e3:>11.2f} {m['optimizer'] * 1e3:>9.2f} {m['naive'] * 1e3:>9.2f} "
               f"{m['adam'] * 1e3:>8.2f} {m['naive'] / m['library']:>13.1f}× {m['library'] / floor:>13.1f}× "
               f"{m['library'] / m['adam']:>12.1f}×")
 

@@ -42,17 +42,27 @@ inline void gates(const float (&in)[R][K], const float* __restrict W, const floa
   }
 }
 
-// The cell's elementwise part for one coordinate: c' = σ(f)·c + σ(i)·tanh(g), h' = σ(o)·tanh(c').
-inline void cell_update(const float* __restrict g, const float* c_old, float* h_new, float* c_new) {
-  float c[H], h[H];
+// The cells' elementwise part for R coordinates at once, c' = σ(f)·c + σ(i)·tanh(g), h' = σ(o)·tanh(c'),
+// on gate-major copies so that all R·H units form one vectorised loop with no scalar remainder.
+inline void cell_update(const float (&g)[R][G], const float (&c_old)[R][H], float (&h_new)[R][H],
+                        float (&c_new)[R][H]) {
+  float gi[R * H], gf[R * H], gg[R * H], go[R * H];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < H; ++j) {
+      gi[r * H + j] = g[r][j];
+      gf[r * H + j] = g[r][H + j];
+      gg[r * H + j] = g[r][2 * H + j];
+      go[r * H + j] = g[r][3 * H + j];
+    }
+  const float* co = &c_old[0][0];
+  float* cn = &c_new[0][0];
+  float* hn = &h_new[0][0];
 #pragma omp simd
-  for (int j = 0; j < H; ++j) {
-    const float i = sigmoidf(g[j]), f = sigmoidf(g[H + j]), gg = std::tanh(g[2 * H + j]);
-    const float o = sigmoidf(g[3 * H + j]);
-    c[j] = f * c_old[j] + i * gg;
-    h[j] = o * std::tanh(c[j]);
+  for (int e = 0; e < R * H; ++e) {
+    const float c = sigmoidf(gf[e]) * co[e] + sigmoidf(gi[e]) * std::tanh(gg[e]);
+    cn[e] = c;
+    hn[e] = sigmoidf(go[e]) * std::tanh(c);
   }
-  for (int j = 0; j < H; ++j) { c_new[j] = c[j]; h_new[j] = h[j]; }
 }
 
 struct Params {
@@ -84,21 +94,19 @@ inline void block(const Params& P, const float* g, const float* const st[4], flo
   }
   float gt[R][G];
   if (P.preprocess) gates<2 + H>(in1p, P.W1, P.b1, gt); else gates<1 + H>(in1r, P.W1, P.b1, gt);
-  float h1n[R][H], c1n[R][H];
-  for (int r = 0; r < R; ++r) {
-    cell_update(gt[r], c1[r], h1n[r], c1n[r]);
+  float h1n[R][H], c1n[R][H], h2n[R][H], c2n[R][H];
+  cell_update(gt, c1, h1n, c1n);
+  for (int r = 0; r < R; ++r)
     for (int j = 0; j < H; ++j) in2[r][j] = h1n[r][j];
-  }
   gates<2 * H>(in2, P.W2, P.b2, gt);
+  cell_update(gt, c2, h2n, c2n);
   for (int r = 0; r < R; ++r) {
-    float h2n[H], c2n[H];
-    cell_update(gt[r], c2[r], h2n, c2n);
     float acc = P.bout;
-    for (int j = 0; j < H; ++j) acc += P.wout[j] * h2n[j];
+    for (int j = 0; j < H; ++j) acc += P.wout[j] * h2n[r][j];
     update[r] = acc * P.output_scale;
     for (int j = 0; j < H; ++j) {
       out[0][r * H + j] = h1n[r][j]; out[1][r * H + j] = c1n[r][j];
-      out[2][r * H + j] = h2n[j]; out[3][r * H + j] = c2n[j];
+      out[2][r * H + j] = h2n[r][j]; out[3][r * H + j] = c2n[r][j];
     }
   }
 }
