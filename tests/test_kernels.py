@@ -47,12 +47,52 @@ def test_in_place_step_equals_out_of_place():
     assert s2 is buffers and torch.equal(u1, u2) and _states_close(s1, s2, tol=0)
 
 
-def test_kernel_is_not_used_when_a_meta_gradient_is_needed():
+def test_fused_meta_gradient_does_not_depend_on_the_thread_count():
     rule = LSTMRule()
-    update, _ = rule.step_flat(torch.randn(10), rule.init_flat(10))
-    assert update.grad_fn is not None
+    g = torch.randn(20_000)
+    out = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        rule.zero_grad()
+        update, state = rule.step_flat(g, rule.init_flat(20_000))
+        (update.sum() + state.c[1].sum()).backward()
+        out.append([p.grad.clone() for p in rule.parameters()])
+    torch.set_num_threads(1)
+    assert all(torch.equal(a, b) for a, b in zip(*out))
 
 
 def test_kernels_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("L2O_KERNELS", "0")
     assert kernels.lstm_step() is None
+
+
+@pytest.mark.parametrize("preprocess", [True, False])
+def test_fused_meta_gradient_matches_pytorch_autograd(preprocess):
+    """Meta-gradients (weights and initial state) through 3 fused steps equal PyTorch's autograd."""
+    torch.manual_seed(0)
+    rule = LSTMRule(preprocess=preprocess, output_init=1.0, output_scale=0.7)
+    n = 37  # not a multiple of the kernel's block of 8
+    grads = [torch.randn(n) * torch.logspace(-6, 1, n) for _ in range(3)]
+    results = []
+    for use_kernel in (False, True):
+        rule.use_kernel = use_kernel
+        rule.zero_grad()
+        state = rule.init_flat(n)
+        h0 = state.h[0].clone().requires_grad_()
+        state = type(state)((h0, state.h[1]), state.c)
+        total = 0
+        for g in grads:
+            update, state = rule.step_flat(g, state)
+            assert (update.grad_fn.name() == "_FusedStepBackward") == use_kernel
+            total = total + (update * torch.arange(n)).sum() + 0.3 * state.h[1].sum() + 0.1 * state.c[0].pow(2).sum()
+        total.backward()
+        results.append([p.grad.clone() for p in rule.parameters()] + [h0.grad.clone()])
+    for ref, fused in zip(*results):
+        assert torch.allclose(ref, fused, rtol=1e-5, atol=1e-6 * ref.abs().max())
+
+
+def test_second_order_uses_pytorch_autograd():
+    rule = LSTMRule()
+    g = torch.randn(5, requires_grad=True)
+    update, _ = rule.step_flat(g, rule.init_flat(5))
+    assert update.grad_fn.name() != "_FusedStepBackward"

@@ -5,6 +5,9 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <cmath>
+#include <cstring>
+#include <memory>
+#include <vector>
 
 namespace {
 
@@ -158,4 +161,224 @@ void lstm_step(torch::Tensor grad, torch::Tensor h1, torch::Tensor c1, torch::Te
   }
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("lstm_step", &lstm_step, "fused coordinatewise LSTM step"); }
+
+namespace {
+
+// Backward of one cell for R coordinates. Inputs: gate pre-activations g (R x G), the old cell state,
+// the gradients reaching h' and c' (dh, dc_ext). Outputs: dG (R x G) gradients of the pre-activations and
+// dc_old; recomputes the activations from g.
+inline void cell_backward(const float (&g)[R][G], const float (&c_old)[R][H], const float* dh, const float* dc_ext,
+                          float (&dG)[R][G], float* dc_old) {
+  float gi[R * H], gf[R * H], gg[R * H], go[R * H], co[R * H];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < H; ++j) {
+      gi[r * H + j] = g[r][j];
+      gf[r * H + j] = g[r][H + j];
+      gg[r * H + j] = g[r][2 * H + j];
+      go[r * H + j] = g[r][3 * H + j];
+      co[r * H + j] = c_old[r][j];
+    }
+  float di[R * H], df[R * H], dg[R * H], d_o[R * H];
+#pragma omp simd
+  for (int e = 0; e < R * H; ++e) {
+    const float i = sigmoidf(gi[e]), f = sigmoidf(gf[e]), t = std::tanh(gg[e]), o = sigmoidf(go[e]);
+    const float c = f * co[e] + i * t;
+    const float tc = std::tanh(c);
+    const float dcc = dc_ext[e] + dh[e] * o * (1.0f - tc * tc);
+    d_o[e] = dh[e] * tc * o * (1.0f - o);
+    di[e] = dcc * t * i * (1.0f - i);
+    dg[e] = dcc * i * (1.0f - t * t);
+    df[e] = dcc * co[e] * f * (1.0f - f);
+    dc_old[e] = dcc * f;
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < H; ++j) {
+      dG[r][j] = di[r * H + j];
+      dG[r][H + j] = df[r * H + j];
+      dG[r][2 * H + j] = dg[r * H + j];
+      dG[r][3 * H + j] = d_o[r * H + j];
+    }
+}
+
+template <int K>
+constexpr int padded() { return (K + 15) / 16 * 16; }
+
+// dW (K x G) += in^T dG; db += Σ_r dG; din (R x K) = dG W^T, with WT = W^T padded to (G x padded<K>()).
+// Each row of dW is loaded and stored once per block; din accumulates whole rows of WT.
+template <int K>
+inline void linear_backward(const float (&in)[R][K], const float (&dG)[R][G], const float* __restrict WT,
+                            float* __restrict dW, float* __restrict db, float (&din)[R][K]) {
+  constexpr int KP = padded<K>();
+#pragma omp simd
+  for (int j = 0; j < G; ++j) {
+    float a = db[j];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) a += dG[r][j];
+    db[j] = a;
+  }
+  for (int k = 0; k < K; ++k) {
+    float* dw = dW + k * G;
+#pragma omp simd
+    for (int j = 0; j < G; ++j) {
+      float a = dw[j];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) a += in[r][k] * dG[r][j];
+      dw[j] = a;
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float acc[KP] = {};
+    for (int j = 0; j < G; ++j) {
+      const float v = dG[r][j];
+      const float* w = WT + j * KP;
+#pragma omp simd
+      for (int k = 0; k < KP; ++k) acc[k] += v * w[k];
+    }
+    for (int k = 0; k < K; ++k) din[r][k] = acc[k];
+  }
+}
+
+struct Grads {
+  float dW1[(2 + H) * G], db1[G], dW2[2 * H * G], db2[G], dwout[H], dbout;
+};
+
+// R coordinates: recompute the forward pass from the old state, then back-propagate du (R) and the
+// gradients reaching the new state (dnew[4], (R, H) blocks) into the old state (dold[4]) and into g.
+template <int I>
+inline void block_backward(const Params& P, const float* WT1, const float* WT2, const float* x, const float* const st[4], const float* du,
+                           const float* const dnew[4], float* const dold[4], Grads& acc) {
+  constexpr int K1 = I + H;
+  float in1[R][K1], in2[R][2 * H], c1[R][H], c2[R][H];
+  for (int r = 0; r < R; ++r) {
+    if (I == 2) {
+      const float a = std::fabs(x[r]);
+      in1[r][0] = std::log(std::max(a, P.thr)) * P.inv_p;
+      in1[r][1] = a >= P.thr ? (x[r] > 0 ? 1.0f : (x[r] < 0 ? -1.0f : 0.0f)) : x[r] * P.ep;
+    } else {
+      in1[r][0] = x[r] * P.input_scale;
+    }
+    for (int j = 0; j < H; ++j) {
+      in1[r][I + j] = st[0][r * H + j];
+      c1[r][j] = st[1][r * H + j];
+      in2[r][H + j] = st[2][r * H + j];
+      c2[r][j] = st[3][r * H + j];
+    }
+  }
+  float g1[R][G], g2[R][G], h1n[R][H], c1n[R][H], h2n[R][H], c2n[R][H];
+  gates<K1>(in1, P.W1, P.b1, g1);
+  cell_update(g1, c1, h1n, c1n);
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < H; ++j) in2[r][j] = h1n[r][j];
+  gates<2 * H>(in2, P.W2, P.b2, g2);
+  cell_update(g2, c2, h2n, c2n);
+  // output layer
+  float dh2[R * H];
+  for (int r = 0; r < R; ++r) {
+    const float d = du[r] * P.output_scale;
+    acc.dbout += d;
+    for (int j = 0; j < H; ++j) {
+      acc.dwout[j] += d * h2n[r][j];
+      dh2[r * H + j] = dnew[2][r * H + j] + d * P.wout[j];
+    }
+  }
+  float dG[R][G], din2[R][2 * H];
+  cell_backward(g2, c2, dh2, dnew[3], dG, dold[3]);
+  linear_backward<2 * H>(in2, dG, WT2, acc.dW2, acc.db2, din2);
+  float dh1[R * H];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < H; ++j) {
+      dh1[r * H + j] = dnew[0][r * H + j] + din2[r][j];
+      dold[2][r * H + j] = din2[r][H + j];
+    }
+  float din1[R][K1];
+  cell_backward(g1, c1, dh1, dnew[1], dG, dold[1]);
+  linear_backward<K1>(in1, dG, WT1, acc.dW1, acc.db1, din1);
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < H; ++j) dold[0][r * H + j] = din1[r][I + j];
+}
+
+}  // namespace
+
+// Backward of lstm_step with respect to the old state and the weights (the gradient input is a constant).
+// du (N), dh1n, dc1n, dh2n, dc2n (N, H): gradients reaching the outputs. Writes dh1, dc1, dh2, dc2 (N, H)
+// and returns {dW1, db1, dW2, db2, dwout, dbout}.
+std::vector<torch::Tensor> lstm_step_backward(
+    torch::Tensor grad, torch::Tensor h1, torch::Tensor c1, torch::Tensor h2, torch::Tensor c2, torch::Tensor W1,
+    torch::Tensor b1, torch::Tensor W2, torch::Tensor b2, torch::Tensor wout, double bout, bool preprocess, double p,
+    double input_scale, double output_scale, torch::Tensor du, torch::Tensor dh1n, torch::Tensor dc1n,
+    torch::Tensor dh2n, torch::Tensor dc2n, torch::Tensor dh1, torch::Tensor dc1, torch::Tensor dh2, torch::Tensor dc2) {
+  const int64_t N = grad.size(0);
+  for (const auto& t : {h1, c1, h2, c2, dh1n, dc1n, dh2n, dc2n, dh1, dc1, dh2, dc2})
+    TORCH_CHECK(t.is_contiguous() && t.dim() == 2 && t.size(0) == N && t.size(1) == H, "state must be (N, 20)");
+  Params P{W1.data_ptr<float>(), b1.data_ptr<float>(), W2.data_ptr<float>(), b2.data_ptr<float>(),
+           wout.data_ptr<float>(), (float)bout, std::exp(-(float)p), 1.0f / (float)p, std::exp((float)p),
+           (float)input_scale, (float)output_scale, preprocess};
+  const float* gp = grad.data_ptr<float>();
+  const float* dup = du.data_ptr<float>();
+  const float* st_s[4] = {h1.data_ptr<float>(), c1.data_ptr<float>(), h2.data_ptr<float>(), c2.data_ptr<float>()};
+  const float* dn_s[4] = {dh1n.data_ptr<float>(), dc1n.data_ptr<float>(), dh2n.data_ptr<float>(), dc2n.data_ptr<float>()};
+  float* do_s[4] = {dh1.data_ptr<float>(), dc1.data_ptr<float>(), dh2.data_ptr<float>(), dc2.data_ptr<float>()};
+  // W^T, padded, for din = dG W^T
+  const int K1 = (preprocess ? 2 : 1) + H;
+  const int KP1 = preprocess ? padded<2 + H>() : padded<1 + H>(), KP2 = padded<2 * H>();
+  std::vector<float> WT1(G * KP1, 0.0f), WT2(G * KP2, 0.0f);
+  for (int k = 0; k < K1; ++k) for (int j = 0; j < G; ++j) WT1[j * KP1 + k] = P.W1[k * G + j];
+  for (int k = 0; k < 2 * H; ++k) for (int j = 0; j < G; ++j) WT2[j * KP2 + k] = P.W2[k * G + j];
+  // weight gradients: one partial sum per fixed chunk of blocks, added up in chunk order, so that the
+  // result does not depend on the number of threads or their scheduling
+  const int64_t blocks = (N + R - 1) / R;
+  constexpr int64_t CHUNK = 256;
+  const int64_t chunks = (blocks + CHUNK - 1) / CHUNK;
+  std::vector<Grads> partial(chunks);
+  std::memset(partial.data(), 0, chunks * sizeof(Grads));
+  at::parallel_for(0, chunks, 1, [&](int64_t cbegin, int64_t cend) {
+    for (int64_t ch = cbegin; ch < cend; ++ch) {
+      Grads& acc = partial[ch];
+      for (int64_t blk = ch * CHUNK; blk < std::min(blocks, (ch + 1) * CHUNK); ++blk) {
+        const int64_t n0 = blk * R;
+        const int64_t rest = std::min<int64_t>(R, N - n0);
+        float xg[R] = {}, dug[R] = {};
+        const float* st[4];
+        const float* dn[4];
+        float* dout[4];
+        const bool full = rest == R;
+        float buf[12][R * H];
+        for (int64_t r = 0; r < rest; ++r) { xg[r] = gp[n0 + r]; dug[r] = dup[n0 + r]; }
+        if (full) {
+          for (int s = 0; s < 4; ++s) { st[s] = st_s[s] + n0 * H; dn[s] = dn_s[s] + n0 * H; dout[s] = do_s[s] + n0 * H; }
+        } else {  // the last partial block works on zero-padded copies
+          std::memset(buf, 0, sizeof(buf));
+          for (int s = 0; s < 4; ++s) {
+            for (int64_t i = 0; i < rest * H; ++i) { buf[s][i] = st_s[s][n0 * H + i]; buf[4 + s][i] = dn_s[s][n0 * H + i]; }
+            st[s] = buf[s]; dn[s] = buf[4 + s]; dout[s] = buf[8 + s];
+          }
+        }
+        if (preprocess) block_backward<2>(P, WT1.data(), WT2.data(), xg, st, dug, dn, dout, acc);
+        else block_backward<1>(P, WT1.data(), WT2.data(), xg, st, dug, dn, dout, acc);
+        if (!full)
+          for (int s = 0; s < 4; ++s)
+            for (int64_t i = 0; i < rest * H; ++i) do_s[s][n0 * H + i] = buf[8 + s][i];
+      }
+    }
+  });
+  auto total = std::make_unique<Grads>();
+  std::memset(total.get(), 0, sizeof(Grads));
+  float* t = reinterpret_cast<float*>(total.get());
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const float* a = reinterpret_cast<const float*>(&partial[ch]);
+    for (size_t i = 0; i < sizeof(Grads) / sizeof(float); ++i) t[i] += a[i];
+  }
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+  auto dW1 = torch::from_blob(total->dW1, {K1, G}, opts).clone();
+  auto db1 = torch::from_blob(total->db1, {G}, opts).clone();
+  auto dW2 = torch::from_blob(total->dW2, {2 * H, G}, opts).clone();
+  auto db2 = torch::from_blob(total->db2, {G}, opts).clone();
+  auto dwout = torch::from_blob(total->dwout, {H}, opts).clone();
+  auto dbout = torch::full({1}, total->dbout, opts);
+  return {dW1, db1, dW2, db2, dwout, dbout};
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("lstm_step", &lstm_step, "fused coordinatewise LSTM step");
+  m.def("lstm_step_backward", &lstm_step_backward, "backward of the fused LSTM step");
+}

@@ -69,6 +69,31 @@ def unflatten(flat: Tensor, like: Params) -> Params:
     return out
 
 
+class _FusedStep(torch.autograd.Function):
+    """The compiled LSTM step with a compiled backward pass: it saves only the old state (which the
+    previous step produced anyway) and recomputes the gates in the backward pass. The gradient input is
+    a constant (second derivatives dropped)."""
+
+    @staticmethod
+    def forward(ctx, kernel, settings, grad, h1, c1, h2, c2, W1, b1, W2, b2, wout, bout):
+        update = torch.empty_like(grad)
+        new = [torch.empty_like(t) for t in (h1, c1, h2, c2)]
+        kernel.lstm_step(grad, h1, c1, h2, c2, W1, b1, W2, b2, wout, float(bout), *settings, update, *new)
+        ctx.kernel, ctx.settings, ctx.bout = kernel, settings, float(bout)
+        ctx.save_for_backward(grad, h1, c1, h2, c2, W1, b1, W2, b2, wout)
+        return (update, *new)
+
+    @staticmethod
+    def backward(ctx, du, dh1n, dc1n, dh2n, dc2n):
+        grad, h1, c1, h2, c2, W1, b1, W2, b2, wout = ctx.saved_tensors
+        outs = [torch.zeros_like(h1) if d is None else d.contiguous() for d in (dh1n, dc1n, dh2n, dc2n)]
+        du = torch.zeros_like(grad) if du is None else du.contiguous()
+        dold = [torch.empty_like(h1) for _ in range(4)]
+        dW1, db1, dW2, db2, dwout, dbout = ctx.kernel.lstm_step_backward(
+            grad, h1, c1, h2, c2, W1, b1, W2, b2, wout, ctx.bout, *ctx.settings, du, *outs, *dold)
+        return (None, None, None, *dold, dW1, db1, dW2, db2, dwout, dbout.view(()))
+
+
 class LSTMRule(nn.Module):
     """The learned update rule; an ``nn.Module`` whose parameters are φ."""
 
@@ -118,7 +143,7 @@ class LSTMRule(nn.Module):
             return None
         if grad.device.type != "cpu" or grad.dtype != torch.float32 or self.out.weight.dtype != torch.float32:
             return None
-        if torch.is_grad_enabled() and (grad.requires_grad or any(p.requires_grad for p in self.parameters())):
+        if torch.is_grad_enabled() and grad.requires_grad:  # second derivatives: PyTorch's autograd
             return None
         return kernels.lstm_step()
 
@@ -135,6 +160,15 @@ class LSTMRule(nn.Module):
         compiled kernel writes there, so callers must use the returned state.
         """
         kernel = self._fused_kernel(grad)
+        settings = (self.cfg.preprocess, self.cfg.p, self.cfg.input_scale, self.cfg.output_scale)
+        if kernel is not None and torch.is_grad_enabled() and (
+            any(p.requires_grad for p in self.parameters()) or any(t.requires_grad for t in state.h + state.c)
+        ):
+            h1, h2 = (h.contiguous() for h in state.h)
+            c1, c2 = (c.contiguous() for c in state.c)
+            update, h1, c1, h2, c2 = _FusedStep.apply(kernel, settings, grad.contiguous(), h1, c1, h2, c2,
+                                                      *self._packed(), self.out.bias.reshape(()))
+            return update, LSTMState((h1, h2), (c1, c2))
         if kernel is not None:
             with torch.no_grad():
                 h1, h2 = (h.contiguous() for h in state.h)
@@ -143,8 +177,7 @@ class LSTMRule(nn.Module):
                     (torch.empty_like(h1), torch.empty_like(h2)), (torch.empty_like(c1), torch.empty_like(c2)))
                 update = torch.empty_like(grad)
                 kernel.lstm_step(grad.contiguous(), h1, c1, h2, c2, *self._packed(), float(self.out.bias),
-                                 self.cfg.preprocess, self.cfg.p, self.cfg.input_scale, self.cfg.output_scale,
-                                 update, nxt.h[0], nxt.c[0], nxt.h[1], nxt.c[1])
+                                 *settings, update, nxt.h[0], nxt.c[0], nxt.h[1], nxt.c[1])
             return update, nxt
         x = self.inputs(grad)
         hs, cs = [], []
