@@ -46,12 +46,26 @@ def _build() -> None:
         _state["seconds"] = time.perf_counter() - t0
 
 
+def _cached() -> bool:
+    """Whether a build of the kernel is already in the extensions cache (loading it takes a fraction of a second)."""
+    try:
+        from torch.utils.cpp_extension import _get_build_directory
+
+        return any(Path(_get_build_directory("l2o_lstm_step", False)).glob("l2o_lstm_step*.so"))
+    except Exception:  # noqa: BLE001 - a private helper; without it, build in the background
+        return False
+
+
 def lstm_step(wait: bool = False):
-    """The compiled module, or None while it is being built (or if it cannot be)."""
+    """The compiled module, or None while it is being built (or if it cannot be).
+
+    A build already in the cache is loaded at once; a first build runs in the background unless ``wait``.
+    """
     if not enabled():
         return None
     if _state["module"] is not None:
         return _state["module"]
+    wait = wait or (_state["thread"] is None and _cached())
     with _lock:
         if _state["error"] is None and _state["thread"] is None:
             _state["thread"] = threading.Thread(target=_build, name="l2o-kernel-build", daemon=True)

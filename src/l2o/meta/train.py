@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from l2o import checkpoint
+from l2o import checkpoint, kernels
 from l2o.meta.unroll import unroll
 from l2o.rules.base import detach
 from l2o.tasks.base import TaskFamily
@@ -200,6 +200,9 @@ def meta_train(
     on every device).
     """
     config = resolved_config(family, rule, cfg)
+    if getattr(rule, "use_kernel", False) and kernels.lstm_step() is None:
+        # the compiled kernel is not built yet: the whole run uses PyTorch, so it never switches midway
+        rule.use_kernel = False
     if reinit:  # φ's initialisation comes from the seed: the run is a function of its config
         torch.manual_seed(cfg.seed)
         rule.reset_parameters()
