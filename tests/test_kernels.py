@@ -1,5 +1,7 @@
 """The compiled fused LSTM step against the PyTorch implementation, to float32 tolerance."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -9,6 +11,8 @@ from l2o.rules import LSTMRule
 
 @pytest.fixture(scope="module", autouse=True)
 def built():
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        pytest.skip("no C++ compiler on this machine: l2o uses its PyTorch implementation")
     assert kernels.lstm_step(wait=True) is not None, kernels.build_info()
 
 
