@@ -68,6 +68,36 @@ inline void cell_update(const float (&g)[R][G], const float (&c_old)[R][H], floa
   }
 }
 
+// Activations of one cell for R coordinates, gate-major, kept by the backward pass's recomputation.
+struct Acts {
+  float i[R * H], f[R * H], t[R * H], o[R * H], tc[R * H];
+};
+
+// As cell_update, keeping the activations for the backward pass.
+inline void cell_forward(const float (&g)[R][G], const float (&c_old)[R][H], float (&h_new)[R][H],
+                         float (&c_new)[R][H], Acts& a) {
+  float gi[R * H], gf[R * H], gg[R * H], go[R * H];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < H; ++j) {
+      gi[r * H + j] = g[r][j];
+      gf[r * H + j] = g[r][H + j];
+      gg[r * H + j] = g[r][2 * H + j];
+      go[r * H + j] = g[r][3 * H + j];
+    }
+  const float* co = &c_old[0][0];
+  float* cn = &c_new[0][0];
+  float* hn = &h_new[0][0];
+#pragma omp simd
+  for (int e = 0; e < R * H; ++e) {
+    const float i = sigmoidf(gi[e]), f = sigmoidf(gf[e]), t = std::tanh(gg[e]), o = sigmoidf(go[e]);
+    const float c = f * co[e] + i * t;
+    const float tc = std::tanh(c);
+    a.i[e] = i; a.f[e] = f; a.t[e] = t; a.o[e] = o; a.tc[e] = tc;
+    cn[e] = c;
+    hn[e] = o * tc;
+  }
+}
+
 struct Params {
   const float *W1, *b1, *W2, *b2, *wout;
   float bout, thr, inv_p, ep, input_scale, output_scale;
@@ -164,26 +194,15 @@ void lstm_step(torch::Tensor grad, torch::Tensor h1, torch::Tensor c1, torch::Te
 
 namespace {
 
-// Backward of one cell for R coordinates. Inputs: gate pre-activations g (R x G), the old cell state,
-// the gradients reaching h' and c' (dh, dc_ext). Outputs: dG (R x G) gradients of the pre-activations and
-// dc_old; recomputes the activations from g.
-inline void cell_backward(const float (&g)[R][G], const float (&c_old)[R][H], const float* dh, const float* dc_ext,
+// Backward of one cell for R coordinates, from the activations the recomputation kept and the gradients
+// reaching h' and c' (dh, dc_ext): dG (R x G), the gradients of the pre-activations, and dc_old.
+inline void cell_backward(const Acts& a, const float (&c_old)[R][H], const float* dh, const float* dc_ext,
                           float (&dG)[R][G], float* dc_old) {
-  float gi[R * H], gf[R * H], gg[R * H], go[R * H], co[R * H];
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < H; ++j) {
-      gi[r * H + j] = g[r][j];
-      gf[r * H + j] = g[r][H + j];
-      gg[r * H + j] = g[r][2 * H + j];
-      go[r * H + j] = g[r][3 * H + j];
-      co[r * H + j] = c_old[r][j];
-    }
+  const float* co = &c_old[0][0];
   float di[R * H], df[R * H], dg[R * H], d_o[R * H];
 #pragma omp simd
   for (int e = 0; e < R * H; ++e) {
-    const float i = sigmoidf(gi[e]), f = sigmoidf(gf[e]), t = std::tanh(gg[e]), o = sigmoidf(go[e]);
-    const float c = f * co[e] + i * t;
-    const float tc = std::tanh(c);
+    const float i = a.i[e], f = a.f[e], t = a.t[e], o = a.o[e], tc = a.tc[e];
     const float dcc = dc_ext[e] + dh[e] * o * (1.0f - tc * tc);
     d_o[e] = dh[e] * tc * o * (1.0f - o);
     di[e] = dcc * t * i * (1.0f - i);
@@ -242,7 +261,8 @@ struct Grads {
   float dW1[(2 + H) * G], db1[G], dW2[2 * H * G], db2[G], dwout[H], dbout;
 };
 
-// R coordinates: recompute the forward pass from the old state, then back-propagate du (R) and the
+// R coordinates: recompute the forward pass from the old state (keeping the activations), then
+// back-propagate du (R) and the
 // gradients reaching the new state (dnew[4], (R, H) blocks) into the old state (dold[4]) and into g.
 template <int I>
 inline void block_backward(const Params& P, const float* WT1, const float* WT2, const float* x, const float* const st[4], const float* du,
@@ -264,13 +284,14 @@ inline void block_backward(const Params& P, const float* WT1, const float* WT2, 
       c2[r][j] = st[3][r * H + j];
     }
   }
-  float g1[R][G], g2[R][G], h1n[R][H], c1n[R][H], h2n[R][H], c2n[R][H];
-  gates<K1>(in1, P.W1, P.b1, g1);
-  cell_update(g1, c1, h1n, c1n);
+  float g[R][G], h1n[R][H], c1n[R][H], h2n[R][H], c2n[R][H];
+  Acts a1, a2;
+  gates<K1>(in1, P.W1, P.b1, g);
+  cell_forward(g, c1, h1n, c1n, a1);
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < H; ++j) in2[r][j] = h1n[r][j];
-  gates<2 * H>(in2, P.W2, P.b2, g2);
-  cell_update(g2, c2, h2n, c2n);
+  gates<2 * H>(in2, P.W2, P.b2, g);
+  cell_forward(g, c2, h2n, c2n, a2);
   // output layer
   float dh2[R * H];
   for (int r = 0; r < R; ++r) {
@@ -282,7 +303,7 @@ inline void block_backward(const Params& P, const float* WT1, const float* WT2, 
     }
   }
   float dG[R][G], din2[R][2 * H];
-  cell_backward(g2, c2, dh2, dnew[3], dG, dold[3]);
+  cell_backward(a2, c2, dh2, dnew[3], dG, dold[3]);
   linear_backward<2 * H>(in2, dG, WT2, acc.dW2, acc.db2, din2);
   float dh1[R * H];
   for (int r = 0; r < R; ++r)
@@ -291,7 +312,7 @@ inline void block_backward(const Params& P, const float* WT1, const float* WT2, 
       dold[2][r * H + j] = din2[r][H + j];
     }
   float din1[R][K1];
-  cell_backward(g1, c1, dh1, dnew[1], dG, dold[1]);
+  cell_backward(a1, c1, dh1, dnew[1], dG, dold[1]);
   linear_backward<K1>(in1, dG, WT1, acc.dW1, acc.db1, din1);
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < H; ++j) dold[0][r * H + j] = din1[r][I + j];
