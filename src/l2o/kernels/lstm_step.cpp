@@ -45,11 +45,8 @@ inline void gates(const float (&in)[R][K], const float* __restrict W, const floa
   }
 }
 
-// The cells' elementwise part for R coordinates at once, c' = σ(f)·c + σ(i)·tanh(g), h' = σ(o)·tanh(c'),
-// on gate-major copies so that all R·H units form one vectorised loop with no scalar remainder.
-inline void cell_update(const float (&g)[R][G], const float (&c_old)[R][H], float (&h_new)[R][H],
-                        float (&c_new)[R][H]) {
-  float gi[R * H], gf[R * H], gg[R * H], go[R * H];
+// Gate pre-activations (R x G, PyTorch order i, f, g, o) as four gate-major arrays of R·H units.
+inline void gate_major(const float (&g)[R][G], float* gi, float* gf, float* gg, float* go) {
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < H; ++j) {
       gi[r * H + j] = g[r][j];
@@ -57,6 +54,14 @@ inline void cell_update(const float (&g)[R][G], const float (&c_old)[R][H], floa
       gg[r * H + j] = g[r][2 * H + j];
       go[r * H + j] = g[r][3 * H + j];
     }
+}
+
+// The cells' elementwise part for R coordinates at once, c' = σ(f)·c + σ(i)·tanh(g), h' = σ(o)·tanh(c'),
+// on gate-major copies so that all R·H units form one vectorised loop with no scalar remainder.
+inline void cell_update(const float (&g)[R][G], const float (&c_old)[R][H], float (&h_new)[R][H],
+                        float (&c_new)[R][H]) {
+  float gi[R * H], gf[R * H], gg[R * H], go[R * H];
+  gate_major(g, gi, gf, gg, go);
   const float* co = &c_old[0][0];
   float* cn = &c_new[0][0];
   float* hn = &h_new[0][0];
@@ -77,13 +82,7 @@ struct Acts {
 inline void cell_forward(const float (&g)[R][G], const float (&c_old)[R][H], float (&h_new)[R][H],
                          float (&c_new)[R][H], Acts& a) {
   float gi[R * H], gf[R * H], gg[R * H], go[R * H];
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < H; ++j) {
-      gi[r * H + j] = g[r][j];
-      gf[r * H + j] = g[r][H + j];
-      gg[r * H + j] = g[r][2 * H + j];
-      go[r * H + j] = g[r][3 * H + j];
-    }
+  gate_major(g, gi, gf, gg, go);
   const float* co = &c_old[0][0];
   float* cn = &c_new[0][0];
   float* hn = &h_new[0][0];
