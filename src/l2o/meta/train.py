@@ -279,9 +279,8 @@ def meta_train(
                 ok = bool(torch.isfinite(meta_loss))
                 if ok:
                     meta_loss.backward()
-                    grads = [p.grad for p in rule.parameters() if p.grad is not None]
                     norm = torch.nn.utils.clip_grad_norm_(rule.parameters(), cfg.clip or math.inf)
-                    ok = bool(torch.isfinite(norm)) and len(grads) > 0
+                    ok = bool(torch.isfinite(norm)) and any(p.grad is not None for p in rule.parameters())
                 if not ok:
                     state.nan_skips += 1
                     opt.zero_grad(set_to_none=True)
@@ -289,8 +288,8 @@ def meta_train(
                 opt.step()
                 if avg:
                     with torch.no_grad():
-                        for k, p in rule.named_parameters():
-                            avg[k].lerp_(p, 1.0 - cfg.ema)
+                        for name, p in rule.named_parameters():
+                            avg[name].lerp_(p, 1.0 - cfg.ema)
                 state.meta_steps += 1
                 params, rstate = detach(out.params), detach(out.state)
             state.episode += 1
