@@ -200,7 +200,8 @@ def meta_train(
     on every device).
     """
     config = resolved_config(family, rule, cfg)
-    if getattr(rule, "use_kernel", False) and kernels.lstm_step() is None:
+    use_kernel = getattr(rule, "use_kernel", None)
+    if use_kernel and kernels.lstm_step() is None:
         # the compiled kernel is not built yet: the whole run uses PyTorch, so it never switches midway
         rule.use_kernel = False
     if reinit:  # φ's initialisation comes from the seed: the run is a function of its config
@@ -302,6 +303,8 @@ def meta_train(
                 save_best()
     finally:
         bar.close()
+        if use_kernel is not None:
+            rule.use_kernel = use_kernel
     if run_dir is not None and state.episode == 0:
         _save_state(run_dir, rule, opt, best, avg, state, config)
         save_best()

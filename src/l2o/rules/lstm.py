@@ -138,7 +138,7 @@ class LSTMRule(nn.Module):
         return self.init_flat(n, device=first.device, dtype=first.dtype)
 
     def _fused_kernel(self, grad: Tensor):
-        """The compiled kernel when it applies: no autograd needed, float32 on the CPU, 2 × 20 units."""
+        """The compiled kernel when it applies: float32 on the CPU, 2 × 20 units, gradient input constant."""
         if not self.use_kernel or self.cfg.hidden_size != 20 or self.cfg.num_layers != 2:
             return None
         if grad.device.type != "cpu" or grad.dtype != torch.float32 or self.out.weight.dtype != torch.float32:
@@ -160,24 +160,23 @@ class LSTMRule(nn.Module):
         compiled kernel writes there, so callers must use the returned state.
         """
         kernel = self._fused_kernel(grad)
-        settings = (self.cfg.preprocess, self.cfg.p, self.cfg.input_scale, self.cfg.output_scale)
-        if kernel is not None and torch.is_grad_enabled() and (
-            any(p.requires_grad for p in self.parameters()) or any(t.requires_grad for t in state.h + state.c)
-        ):
+        if kernel is not None:
+            settings = (self.cfg.preprocess, self.cfg.p, self.cfg.input_scale, self.cfg.output_scale)
+            grad = grad.contiguous()
             h1, h2 = (h.contiguous() for h in state.h)
             c1, c2 = (c.contiguous() for c in state.c)
-            update, h1, c1, h2, c2 = _FusedStep.apply(kernel, settings, grad.contiguous(), h1, c1, h2, c2,
-                                                      *self._packed(), self.out.bias.reshape(()))
-            return update, LSTMState((h1, h2), (c1, c2))
-        if kernel is not None:
+            if torch.is_grad_enabled() and (
+                any(p.requires_grad for p in self.parameters()) or any(t.requires_grad for t in state.h + state.c)
+            ):
+                update, h1, c1, h2, c2 = _FusedStep.apply(kernel, settings, grad, h1, c1, h2, c2, *self._packed(),
+                                                          self.out.bias.reshape(()))
+                return update, LSTMState((h1, h2), (c1, c2))
             with torch.no_grad():
-                h1, h2 = (h.contiguous() for h in state.h)
-                c1, c2 = (c.contiguous() for c in state.c)
                 nxt = out if out is not None else LSTMState(
                     (torch.empty_like(h1), torch.empty_like(h2)), (torch.empty_like(c1), torch.empty_like(c2)))
                 update = torch.empty_like(grad)
-                kernel.lstm_step(grad.contiguous(), h1, c1, h2, c2, *self._packed(), float(self.out.bias),
-                                 *settings, update, nxt.h[0], nxt.c[0], nxt.h[1], nxt.c[1])
+                kernel.lstm_step(grad, h1, c1, h2, c2, *self._packed(), float(self.out.bias), *settings,
+                                 update, nxt.h[0], nxt.c[0], nxt.h[1], nxt.c[1])
             return update, nxt
         x = self.inputs(grad)
         hs, cs = [], []
