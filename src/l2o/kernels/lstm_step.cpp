@@ -222,7 +222,8 @@ template <int K>
 constexpr int padded() { return (K + 15) / 16 * 16; }
 
 // dW (K x G) += in^T dG; db += Σ_r dG; din (R x K) = dG W^T, with WT = W^T padded to (G x padded<K>()).
-// Each row of dW is loaded and stored once per block; din accumulates whole rows of WT.
+// Each row of dW is loaded and stored once per block; din keeps R·padded<K>() accumulators in registers
+// and loads every row of WT once per block (the same order of summation per element as row by row).
 template <int K>
 inline void linear_backward(const float (&in)[R][K], const float (&dG)[R][G], const float* __restrict WT,
                             float* __restrict dW, float* __restrict db, float (&din)[R][K]) {
@@ -244,16 +245,18 @@ inline void linear_backward(const float (&in)[R][K], const float (&dG)[R][G], co
       dw[j] = a;
     }
   }
-  for (int r = 0; r < R; ++r) {
-    float acc[KP] = {};
-    for (int j = 0; j < G; ++j) {
+  float acc[R][KP] = {};
+  for (int j = 0; j < G; ++j) {
+    const float* w = WT + j * KP;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
       const float v = dG[r][j];
-      const float* w = WT + j * KP;
 #pragma omp simd
-      for (int k = 0; k < KP; ++k) acc[k] += v * w[k];
+      for (int k = 0; k < KP; ++k) acc[r][k] += v * w[k];
     }
-    for (int k = 0; k < K; ++k) din[r][k] = acc[k];
   }
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < K; ++k) din[r][k] = acc[r][k];
 }
 
 struct Grads {
