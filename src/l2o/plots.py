@@ -29,11 +29,60 @@ def _save(fig, path: str | Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _style(rule: dict[str, Any]) -> dict[str, Any]:
+    return STYLE.get(rule.get("name"), dict(color="tab:red", linestyle="-", linewidth=2))
+
+
 def plot_curves(results: dict[str, Any], path: str | Path, title: str | None = None, band: bool = True) -> None:
     """Mean loss against the step on a log scale, one line per rule, inter-quartile band shaded."""
     fig, ax = plt.subplots(figsize=(6, 4.2))
+    _curves(ax, results, band)
+    task = results["task"]
+    ax.set_title(title or f"{task.get('name', 'task')}: {results['num_problems']} held-out problems")
+    ax.legend(frameon=False)
+    _save(fig, path)
+
+
+def plot_panels(panels: list[tuple[dict[str, Any], str]], path: str | Path, suptitle: str | None = None) -> None:
+    """Several results side by side (the paper's Figure 5), one panel per (results, title)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+    for ax, (results, title) in zip(axes[0], panels):
+        _curves(ax, results, band=False)
+        ax.set_title(title, fontsize=10)
+        ax.legend(frameon=False, fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_sweep(results: dict[str, dict[str, Any]], path: str | Path) -> None:
+    """Final loss against hidden units, one panel per number of layers, one line per optimizer."""
+    by_layers: dict[int, list] = {}
+    for r in results.values():
+        by_layers.setdefault(len(r["task"]["hidden"]), []).append(r)
+    fig, axes = plt.subplots(1, len(by_layers), figsize=(4.6 * len(by_layers), 3.8), squeeze=False, sharey=True)
+    for ax, (layers, rs) in zip(axes[0], sorted(by_layers.items())):
+        rs = sorted(rs, key=lambda r: r["task"]["hidden"][0])
+        units = [r["task"]["hidden"][0] for r in rs]
+        for label in rs[0]["rules"]:
+            style = _style(rs[0]["rules"][label]["rule"])
+            finals = [r["rules"][label]["final_mean"] for r in rs]
+            ax.plot(units, finals, marker="o", label=label, **style)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(units, [str(u) for u in units])
+        ax.set_yscale("log")
+        ax.set_xlabel("hidden units per layer")
+        ax.set_title(f"{layers} hidden layer{'s' if layers > 1 else ''}, {rs[0]['steps']} steps")
+        ax.grid(True, which="both", alpha=0.25)
+    axes[0][0].set_ylabel(f"final loss (mean over {rs[0]['num_problems']} test problems)")
+    axes[0][0].legend(frameon=False, fontsize=8)
+    _save(fig, path)
+
+
+def _curves(ax, results: dict[str, Any], band: bool) -> None:
     for label, r in results["rules"].items():
-        style = STYLE.get(r["rule"].get("name"), dict(color="tab:red", linestyle="-", linewidth=2))
+        style = _style(r["rule"])
         steps = range(len(r["mean"]))
         lr = r["rule"].get("lr")
         name = f"{label} (lr {lr:.3g})" if lr is not None else label
@@ -43,11 +92,7 @@ def plot_curves(results: dict[str, Any], path: str | Path, title: str | None = N
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel(f"loss (mean over {results['num_problems']} {results['split']} problems)")
-    task = results["task"]
-    ax.set_title(title or f"{task.get('name', 'task')}: {results['num_problems']} held-out problems")
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(frameon=False)
-    _save(fig, path)
 
 
 def plot_history(history_csv: str | Path, path: str | Path) -> None:

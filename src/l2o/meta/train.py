@@ -116,7 +116,7 @@ class TrainResult:
 
 
 def resolved_config(family: TaskFamily, rule: nn.Module, cfg: TrainConfig) -> dict:
-    return {"task": family.config(), "rule": rule.config(), "train": asdict(cfg)}
+    return checkpoint.jsonable({"task": family.config(), "rule": rule.config(), "train": asdict(cfg)})
 
 
 def loss_weights(cfg: TrainConfig, truncation: int) -> torch.Tensor:

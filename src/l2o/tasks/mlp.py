@@ -52,6 +52,7 @@ class MLPConfig:
     init: str = "paper"  # "paper": N(0, 0.01²) weights, zero biases; "torch": nn.Linear's default
 
     def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))  # a list from JSON, a tuple here
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden must list positive layer sizes, got {self.hidden}")
         if self.activation not in ACTIVATIONS:
@@ -112,6 +113,7 @@ class MLPFamily:
         self.cfg = config if config is not None else MLPConfig(**overrides)
         data = data if data is not None else synthetic_dataset()
         self.data = data if isinstance(data, dict) else {"train": data, "validation": data, "test": data}
+        self.classes = max(int(d.y.max()) for d in self.data.values()) + 1  # the same output size in every split
 
     def config(self) -> dict:
         return {"name": self.name, **asdict(self.cfg)}
@@ -119,7 +121,7 @@ class MLPFamily:
     def sample(self, split: str, seed: int, num_problems: int) -> MLPTask:
         gen = split_generator(split, seed)
         data = self.data[split]
-        sizes = [data.x.shape[1], *self.cfg.hidden, int(data.y.max()) + 1]
+        sizes = [data.x.shape[1], *self.cfg.hidden, self.classes]
         theta0 = {}
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             if self.cfg.init == "paper":
@@ -131,3 +133,29 @@ class MLPFamily:
                 theta0[f"b{i}"] = (torch.rand(num_problems, fan_out, generator=gen) * 2 - 1) * bound
         batch_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
         return MLPTask(self.cfg, data, theta0, batch_seed)
+
+
+def image_splits(name: str = "mnist", data_dir=None) -> dict[str, Dataset]:
+    """MNIST-style images as float32 in [0, 1], flattened. "train" (meta-training: the first 5/6 of the
+    training set, 50,000 images) and "validation" (the last 1/6, 10,000) are disjoint; "test" is the test set."""
+    from l2o.data import load
+
+    arrays = load(name, data_dir)
+    x = torch.from_numpy(arrays.train_images.reshape(len(arrays.train_images), -1)).float().div_(255)
+    y = torch.from_numpy(arrays.train_labels.astype("int64"))
+    xt = torch.from_numpy(arrays.test_images.reshape(len(arrays.test_images), -1)).float().div_(255)
+    yt = torch.from_numpy(arrays.test_labels.astype("int64"))
+    cut = len(x) - len(x) // 6
+    return {"train": Dataset(x[:cut], y[:cut]), "validation": Dataset(x[cut:], y[cut:]), "test": Dataset(xt, yt)}
+
+
+class ImageMLPFamily(MLPFamily):
+    """MLPs on MNIST (``dataset="mnist"``) or Fashion-MNIST; the data come from the data step."""
+
+    def __init__(self, config: MLPConfig | None = None, *, dataset: str = "mnist", data_dir=None, **overrides):
+        self.dataset = dataset
+        super().__init__(image_splits(dataset, data_dir), config, **overrides)
+        self.name = dataset
+
+    def config(self) -> dict:
+        return {"name": self.name, **asdict(self.cfg)}

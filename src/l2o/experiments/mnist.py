@@ -1,0 +1,232 @@
+"""The MNIST experiments (paper §3.2, Figures 4 and 5), end to end.
+
+One LSTM optimizer is meta-trained on the base task only (an MLP with one hidden layer of 20 sigmoid
+units, minibatches of 128, 100 steps). Then, for every evaluation task, the baselines' learning rates
+are tuned on validation problems (images from a part of the training set that meta-training never
+sees) and every optimizer runs on the same held-out test problems (test-set images):
+
+    base        Figure 4: the base task, 100 steps
+    steps200    Figure 5: 200 steps instead of 100
+    units40     Figure 5: 40 hidden units
+    layers2     Figure 5: two hidden layers of 20
+    relu        Figure 5: ReLU instead of sigmoid (the paper: the learned optimizer fails here)
+    torch_init  PyTorch's default nn.Linear initialisation instead of the paper's N(0, 0.01²)
+    h{H}_l{L}   the sweep: H hidden units in each of L hidden layers
+
+    out/train/                     the meta-training run (best.safetensors is the optimizer)
+    out/tasks/<task>/              tuning.json, tuning.png, results.json, results.csv per task
+    out/figure4.png, figure5.png, sweep.png, torch_init.png
+    out/results.md, summary.json   the tables and the headline numbers with the settings
+
+Every stage is saved as it finishes; running the command again reuses what is done (the meta-training
+resumes from its last checkpoint), so an interrupted run loses at most one task's work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from l2o import checkpoint
+from l2o.evaluate import evaluate, load_results, save_results, table
+from l2o.meta.train import TrainConfig, meta_train
+from l2o.plots import plot_curves, plot_history, plot_panels, plot_sweep, plot_tuning
+from l2o.rules.lstm import LSTMConfig, LSTMRule
+from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
+from l2o.tune import load_tuning, lr_grid, save_tuning, tune, tuned_rules
+
+# The paper's MNIST optimizer: log/sign preprocessing, output scale 0.1.
+RULE = LSTMConfig(preprocess=True, output_scale=0.1)
+TRAIN = TrainConfig(episodes=300, problems=4, meta_lr=1e-3, schedule="cosine", val_every=25, val_problems=64,
+                    seed=0)
+LEARNED = "LSTM (learned)"
+FIGURE5 = ("steps200", "units40", "layers2", "relu")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    test_problems: int = 128  # held-out test problems per task (test-set images, the "test" stream)
+    tune_problems: int = 32  # validation problems for each task's learning-rate search
+    steps: int = 100  # optimisation steps (the paper: 100)
+    long_steps: int = 200  # steps of the long-horizon generalisation test (the paper: 200)
+    lr_min: float = 1e-4  # the baselines' learning-rate grid: lr_min … lr_max
+    lr_max: float = 10.0
+    per_decade: int = 3  # grid points per factor of ten
+    sweep_hidden: tuple[int, ...] = (10, 20, 40, 80)  # hidden units per layer in the sweep
+    sweep_layers: tuple[int, ...] = (1, 2)  # hidden layers in the sweep
+    only: str = "all"  # "all", or a comma-separated list of tasks (base, steps200, …, sweep)
+
+
+@dataclass
+class Settings:
+    task: MLPConfig = field(default_factory=MLPConfig)
+    rule: LSTMConfig = RULE
+    train: TrainConfig = TRAIN
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+
+
+def eval_tasks(s: Settings) -> dict[str, tuple[MLPConfig, int]]:
+    """Every evaluation task: name -> (optimizee settings, steps)."""
+    base, e = s.task, s.experiment
+    tasks = {
+        "base": (base, e.steps),
+        "steps200": (base, e.long_steps),
+        "units40": (replace(base, hidden=(40,) * len(base.hidden)), e.steps),
+        "layers2": (replace(base, hidden=base.hidden * 2), e.steps),
+        "relu": (replace(base, activation="relu"), e.steps),
+        "torch_init": (replace(base, init="torch"), e.steps),
+    }
+    for layers in e.sweep_layers:
+        for h in e.sweep_hidden:
+            tasks[f"h{h}_l{layers}"] = (replace(base, hidden=(h,) * layers), e.steps)
+    if e.only != "all":
+        wanted = {w.strip() for w in e.only.split(",")}
+        unknown = wanted - set(tasks) - {"sweep"}
+        if unknown:
+            raise ValueError(f"unknown tasks {sorted(unknown)}; available: {', '.join(tasks)}, sweep")
+        tasks = {k: v for k, v in tasks.items() if k in wanted or ("sweep" in wanted and k.startswith("h"))}
+    return tasks
+
+
+def weights_sha(rule: torch.nn.Module) -> str:
+    """A fingerprint of a learned rule's weights, so results of other weights are never reused."""
+    h = hashlib.sha256()
+    for k, v in sorted(rule.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _fresh(path: Path, expect: dict) -> bool:
+    """Whether a saved results or tuning file was made with these settings."""
+    if not path.is_file():
+        return False
+    try:
+        saved = checkpoint.read_json(path, "results", "task", "")
+    except ValueError:
+        return False
+    return all(saved.get(k) == v for k, v in checkpoint.jsonable(expect).items())
+
+
+def run_task(name: str, cfg: MLPConfig, steps: int, rule, s: Settings, out: Path, *, data_dir=None,
+             progress: bool = True, device: str = "cpu", log=print) -> dict:
+    """Tune the baselines on validation problems, then evaluate everything on test problems (cached)."""
+    e = s.experiment
+    family = ImageMLPFamily(cfg, data_dir=data_dir)
+    folder = out / "tasks" / name
+    grid = lr_grid(e.lr_min, e.lr_max, e.per_decade)
+    tune_path, results_path = folder / "tuning.json", folder / "results.json"
+    if _fresh(tune_path, {"task": family.config(), "steps": steps, "num_problems": e.tune_problems, "grid": grid}):
+        tuning = load_tuning(tune_path)
+    else:
+        tuning = tune(family, grid=grid, steps=steps, num_problems=e.tune_problems, progress=progress, device=device)
+        save_tuning(tuning, tune_path)
+        plot_tuning(tuning, folder / "tuning.png")
+    rules = {LEARNED: rule, **tuned_rules(tuning)}
+    expect = {"task": family.config(), "steps": steps, "num_problems": e.test_problems, "learned_sha256": weights_sha(rule)}
+    if _fresh(results_path, expect) and all(
+            load_results(results_path)["rules"].get(k, {}).get("rule") == r.config() for k, r in rules.items()):
+        results = load_results(results_path)
+    else:
+        results = evaluate(rules, family, steps=steps, num_problems=e.test_problems, progress=progress,
+                           device=device)
+        results["learned_sha256"] = expect["learned_sha256"]
+        results["tuning"] = {k: {"lr": b["lr"], "at_grid_edge": b["at_grid_edge"]} for k, b in tuning["baselines"].items()}
+        save_results(results, results_path)
+    r = results["rules"]
+    best = min((k for k in r if k != LEARNED), key=lambda k: r[k]["final_mean"])
+    edges = [k for k, b in tuning["baselines"].items() if b["at_grid_edge"]]
+    log(f"    {name:10s} LSTM {r[LEARNED]['final_mean']:.4g}   best baseline {best} (lr {r[best]['rule']['lr']:.3g}) "
+        f"{r[best]['final_mean']:.4g}   ratio {r[LEARNED]['final_mean'] / r[best]['final_mean']:.3f}"
+        + (f"   (best lr at the grid's edge: {', '.join(edges)})" if edges else ""))
+    return results
+
+
+def headline(results: dict) -> dict:
+    r = results["rules"]
+    best = min((k for k in r if k != LEARNED), key=lambda k: r[k]["final_mean"])
+    return {"learned_final_mean": r[LEARNED]["final_mean"], "learned_final_sem": r[LEARNED]["final_sem"],
+            "best_baseline": best, "best_baseline_lr": r[best]["rule"]["lr"],
+            "best_baseline_final_mean": r[best]["final_mean"],
+            "ratio_final_vs_best_baseline": r[LEARNED]["final_mean"] / r[best]["final_mean"],
+            "learned_beats_every_baseline": all(r[LEARNED]["final_mean"] < r[k]["final_mean"] for k in r if k != LEARNED),
+            "steps": results["steps"], "num_problems": results["num_problems"]}
+
+
+def describe(cfg: MLPConfig, steps: int) -> str:
+    return f"{'-'.join(map(str, cfg.hidden))} {cfg.activation}, {cfg.init} init, {steps} steps"
+
+
+def run(out: str | Path, settings: Settings | None = None, *, resume: bool = True, data_dir=None,
+        progress: bool = True, device: str = "cpu", command: str | None = None, log=print) -> dict:
+    """Run the MNIST suite into folder ``out``; returns the summary."""
+    s = settings or Settings()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    tasks = eval_tasks(s)
+
+    log(f"1/2 meta-training the LSTM optimizer on the base task ({s.train.episodes} episodes × "
+        f"{s.train.problems} problems)")
+    family = ImageMLPFamily(s.task, data_dir=data_dir)
+    resume = resume and (out / "train" / "state.safetensors").is_file()
+    result = meta_train(family, LSTMRule(s.rule), s.train, out / "train", resume=resume, progress=progress,
+                        device=device, info={"task": "mnist", "description": describe(s.task, s.experiment.steps)})
+    plot_history(out / "train" / "history.csv", out / "train" / "history.png")
+    log(f"    meta-training took {result.state.seconds:.0f} s; best validation at episode "
+        f"{result.state.best_episode}; {result.state.nan_skips} non-finite meta-steps skipped")
+
+    log(f"2/2 tuning the baselines per task and evaluating on {s.experiment.test_problems} test problems")
+    results, done = {}, {}
+    for name, (cfg, steps) in tasks.items():
+        if (cfg, steps) in done:  # the sweep repeats some tasks (h20_l1 is the base task): the same results
+            results[name] = results[done[cfg, steps]]
+            continue
+        results[name] = run_task(name, cfg, steps, result.rule, s, out, data_dir=data_dir, progress=progress,
+                                 device=device, log=log)
+        done[cfg, steps] = name
+
+    if "base" in results:
+        plot_curves(results["base"], out / "figure4.png", title="MNIST, base task (Figure 4): 128 test problems")
+    panels = [(results[k], describe(*tasks[k])) for k in FIGURE5 if k in results]
+    if panels:
+        plot_panels(panels, out / "figure5.png", suptitle="MNIST generalisation (Figure 5), trained on the base task only")
+    if "torch_init" in results:
+        plot_curves(results["torch_init"], out / "torch_init.png", title="MNIST, PyTorch's default initialisation")
+    sweep = {k: results[k] for k in results if k.startswith("h")}
+    if sweep:
+        plot_sweep(sweep, out / "sweep.png")
+
+    summary = {
+        "command": command,
+        "meta_train_seconds": round(result.state.seconds, 1),
+        "best_episode": result.state.best_episode,
+        "tasks": {k: {"description": describe(*tasks[k]), **headline(v)} for k, v in results.items()},
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "settings": {k: asdict(getattr(s, k)) for k in ("task", "rule", "train", "experiment")},
+        "machine": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
+                    "threads": torch.get_num_threads(), "device": device},
+    }
+    checkpoint.write_json(out / "summary.json", summary)
+    md = [f"MNIST suite: one LSTM optimizer meta-trained on the base task ({result.state.seconds / 60:.1f} min), "
+          f"evaluated on {s.experiment.test_problems} held-out test problems per task; baselines tuned per task on "
+          f"{s.experiment.tune_problems} validation problems.\n",
+          "| task | optimizee | LSTM final loss | best tuned baseline | its final loss | LSTM / best | LSTM beats all |",
+          "|---|---|---|---|---|---|---|"]
+    for k, h in summary["tasks"].items():
+        md.append(f"| {k} | {h['description']} | {h['learned_final_mean']:.4g} ± {h['learned_final_sem']:.2g} | "
+                  f"{h['best_baseline']} (lr {h['best_baseline_lr']:.3g}) | {h['best_baseline_final_mean']:.4g} | "
+                  f"{h['ratio_final_vs_best_baseline']:.3f}× | {'yes' if h['learned_beats_every_baseline'] else '**no**'} |")
+    for k, v in results.items():
+        md += ["", f"### {k}: {describe(*tasks[k])}", "", table(v)]
+    text = "\n".join(md) + "\n"
+    checkpoint.atomic_write_text(out / "results.md", text)
+    log("")
+    log(text)
+    return summary
