@@ -114,3 +114,12 @@ def test_cli_mnist_flags_reach_the_settings(data, tmp_path, monkeypatch):
     assert s.task.hidden == (40, 40) and s.task.activation == "relu" and s.train.episodes == 7
     assert s.experiment.sweep_hidden == (8, 16) and s.rule == mnist.RULE
     assert np.isclose(s.rule.output_scale, 0.1)
+
+
+def test_cli_data_fetches_from_a_folder_then_checks(data, tmp_path, capsys):
+    root, _ = data
+    target = tmp_path / "elsewhere"
+    assert main(["data", "mnist", "--check", "--data-dir", str(target)]) == 2
+    assert main(["data", "mnist", "--source", str(root / "mnist"), "--data-dir", str(target)]) == 0
+    assert main(["data", "mnist", "--check", "--data-dir", str(target)]) == 0
+    assert "train-images-idx3-ubyte ok" in capsys.readouterr().out

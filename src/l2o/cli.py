@@ -151,6 +151,12 @@ def cmd_pretrained(args) -> None:
     for name, info in checkpoint.pretrained().items():
         print(f"{name}: {info.get('description', '')}")
         result = info.get("result", {})
+        for task, r in result.get("tasks", {}).items():
+            print(f"    {task} ({r['description']}): mean final loss {r['learned_final_mean']:.4g} vs best tuned "
+                  f"baseline {r['best_baseline']} {r['best_baseline_final_mean']:.4g} "
+                  f"({r['ratio_final_vs_best_baseline']:.3f}×)")
+        if "tasks" in result:
+            print(f"    meta-trained in {result['meta_train_seconds']:.0f} s")
         if "ratio_final_vs_best_baseline" in result:
             print(f"    held-out mean final loss {result['learned_final_mean']:.4g} vs best tuned baseline "
                   f"{result['best_baseline']} {result['best_baseline_final_mean']:.4g} "
