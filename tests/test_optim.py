@@ -66,3 +66,90 @@ def test_clear_errors():
     emb(torch.tensor([1])).sum().backward()
     with pytest.raises(RuntimeError, match="sparse"):
         opt.step()
+
+
+def _quad_steps(opt, params, n):
+    for _ in range(n):
+        opt.zero_grad()
+        sum(((p - 3) ** 2).sum() for p in params).backward()
+        opt.step()
+
+
+def test_parameter_groups_have_their_own_update_scale():
+    """lr multiplies the learned update per group; lr 0 freezes a group; the same rule as one group at lr 1."""
+    a, b, c = (torch.nn.Parameter(torch.zeros(4)) for _ in range(3))
+    ref = torch.nn.Parameter(torch.zeros(4))
+    opt = LearnedOptimizer([{"params": [a]}, {"params": [b], "lr": 0.5}, {"params": [c], "lr": 0.0}])
+    ref_opt = LearnedOptimizer([ref])
+    opt.zero_grad()
+    ref_opt.zero_grad()
+    sum(((p - 3) ** 2).sum() for p in (a, b, c, ref)).backward()
+    opt.step()
+    ref_opt.step()
+    assert torch.allclose(a.detach(), ref.detach())
+    assert torch.allclose(b.detach(), 0.5 * ref.detach())
+    assert torch.equal(c.detach(), torch.zeros(4))
+    with pytest.raises(ValueError, match="lr must be"):
+        LearnedOptimizer([{"params": [a]}, {"params": [b], "lr": float("nan")}])
+
+
+def test_lr_scheduler_scales_the_update():
+    p, q = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(3))
+    opt = LearnedOptimizer([p])
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.1)
+    _quad_steps(opt, [p], 1)
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+    before = p.detach().clone()
+    _quad_steps(opt, [p], 1)
+    # the same second step at lr 1, from the same state, is 10 times as large
+    ref = LearnedOptimizer([q])
+    _quad_steps(ref, [q], 1)
+    q_before = q.detach().clone()
+    _quad_steps(ref, [q], 1)
+    assert torch.allclose(p.detach() - before, 0.1 * (q.detach() - q_before), atol=1e-7)
+
+
+def test_float64_parameters_stay_float64_and_agree_with_float32():
+    p64 = torch.nn.Parameter(torch.zeros(6, dtype=torch.float64))
+    p32 = torch.nn.Parameter(torch.zeros(6))
+    _quad_steps(LearnedOptimizer([p64]), [p64], 5)
+    _quad_steps(LearnedOptimizer([p32]), [p32], 5)
+    assert p64.dtype == torch.float64
+    assert torch.allclose(p64.detach().float(), p32.detach(), atol=1e-5)
+
+
+def test_complex_parameters_are_refused():
+    z = torch.nn.Parameter(torch.zeros(2, dtype=torch.complex64))
+    opt = LearnedOptimizer([z])
+    z.grad = torch.ones_like(z)
+    with pytest.raises(RuntimeError, match="complex"):
+        opt.step()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu():
+    pc = torch.nn.Parameter(torch.zeros(7))
+    pg = torch.nn.Parameter(torch.zeros(7, device="cuda"))
+    _quad_steps(LearnedOptimizer([pc]), [pc], 5)
+    _quad_steps(LearnedOptimizer([pg]), [pg], 5)
+    assert pg.device.type == "cuda" and torch.allclose(pg.detach().cpu(), pc.detach(), atol=1e-5)
+
+
+def test_state_dict_holds_only_tensors_and_numbers():
+    """torch.load(weights_only=True) accepts it: no pickled objects."""
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = LearnedOptimizer([p], checkpoint="quadratic")
+    _quad_steps(opt, [p], 2)
+    sd = opt.state_dict()
+    leaves = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            [walk(v) for v in x.values()]
+        elif isinstance(x, (list, tuple)):
+            [walk(v) for v in x]
+        else:
+            leaves.append(x)
+    walk(sd)
+    assert all(isinstance(x, (torch.Tensor, int, float, str, bool, type(None))) for x in leaves)

@@ -26,14 +26,29 @@ from l2o.checkpoint import load_rule
 from l2o.rules.base import tree_tensors, tree_unflatten
 
 
+def _check_lr(lr) -> None:
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
+        raise ValueError(f"lr must be a non-negative finite number (1.0 = as meta-trained), got {lr!r}")
+
+
 class LearnedOptimizer(Optimizer):
+    """A learned update rule as a ``torch.optim.Optimizer``.
+
+    ``checkpoint``: a shipped optimizer's name (``l2o.pretrained()``), a .safetensors checkpoint, or a
+    training run's folder. ``lr``: the update scale (per parameter group; schedulers may change it).
+    """
+
     def __init__(self, params, checkpoint: str = "quadratic", lr: float = 1.0):
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"lr must be a non-negative finite number (1.0 = as meta-trained), got {lr!r}")
+        _check_lr(lr)
         self.rule = load_rule(checkpoint).requires_grad_(False).eval()
         self.checkpoint = str(checkpoint)
         self._rules: dict[tuple, torch.nn.Module] = {}
         super().__init__(params, {"lr": lr})
+
+    def add_param_group(self, param_group: dict) -> None:
+        if "lr" in param_group:
+            _check_lr(param_group["lr"])
+        super().add_param_group(param_group)
 
     def _rule_for(self, p: torch.Tensor) -> torch.nn.Module:
         key = (p.device, p.dtype)
