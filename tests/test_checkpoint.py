@@ -72,3 +72,15 @@ def test_shipped_quadratic_optimizer_is_listed_and_loads():
     assert zoo["quadratic"]["rule"]["name"] == "lstm"
     rule = load_rule("quadratic")
     assert sum(p.numel() for p in rule.parameters()) > 5000
+
+
+def test_the_zoo_says_what_each_optimizer_is_for_and_how_it_did():
+    zoo = pretrained()
+    assert {"quadratic", "mnist"} <= set(zoo)
+    for name, info in zoo.items():
+        assert info["description"], name
+        assert info["trained"]["train"]["seed"] is not None and info["trained"]["task"]["name"], name
+        assert "meta_train_seconds" in info["result"], name
+    assert zoo["mnist"]["rule"]["preprocess"] is True and zoo["mnist"]["trained"]["task"]["hidden"] == [20]
+    assert zoo["mnist"]["result"]["tasks"]["base"]["learned_final_mean"] > 0
+    assert "l2o mnist" in zoo["mnist"]["result"]["command"]
