@@ -116,8 +116,7 @@ def _install(folder: Path, file: str, data: bytes, spec: DatasetSpec, origin: st
     tmp = folder / f".{file}.tmp"
     tmp.write_bytes(data)
     os.replace(tmp, folder / file)
-    for stale in (folder / (file + ".gz"),):
-        stale.unlink(missing_ok=True)
+    (folder / (file + ".gz")).unlink(missing_ok=True)  # no stale compressed copy beside the checked file
 
 
 def _from_dir(src: Path, folder: Path, spec: DatasetSpec, files, log) -> None:

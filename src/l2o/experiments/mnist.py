@@ -141,12 +141,11 @@ def run_task(name: str, cfg: MLPConfig, steps: int, rule, s: Settings, out: Path
         results["learned_sha256"] = expect["learned_sha256"]
         results["tuning"] = {k: {"lr": b["lr"], "at_grid_edge": b["at_grid_edge"]} for k, b in tuning["baselines"].items()}
         save_results(results, results_path)
-    r = results["rules"]
-    best = min((k for k in r if k != LEARNED), key=lambda k: r[k]["final_mean"])
+    h = headline(results)
     edges = [k for k, b in tuning["baselines"].items() if b["at_grid_edge"]]
-    log(f"    {name:10s} LSTM {r[LEARNED]['final_mean']:.4g}   best baseline {best} (lr {r[best]['rule']['lr']:.3g}) "
-        f"{r[best]['final_mean']:.4g}   ratio {r[LEARNED]['final_mean'] / r[best]['final_mean']:.3f}"
-        + (f"   (best lr at the grid's edge: {', '.join(edges)})" if edges else ""))
+    log(f"    {name:10s} LSTM {h['learned_final_mean']:.4g}   best baseline {h['best_baseline']} "
+        f"(lr {h['best_baseline_lr']:.3g}) {h['best_baseline_final_mean']:.4g}   "
+        f"ratio {h['ratio_final_vs_best_baseline']:.3f}" + (f"   (best lr at the grid's edge: {', '.join(edges)})" if edges else ""))
     return results
 
 

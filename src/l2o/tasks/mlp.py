@@ -153,9 +153,5 @@ class ImageMLPFamily(MLPFamily):
     """MLPs on MNIST (``dataset="mnist"``) or Fashion-MNIST; the data come from the data step."""
 
     def __init__(self, config: MLPConfig | None = None, *, dataset: str = "mnist", data_dir=None, **overrides):
-        self.dataset = dataset
         super().__init__(image_splits(dataset, data_dir), config, **overrides)
-        self.name = dataset
-
-    def config(self) -> dict:
-        return {"name": self.name, **asdict(self.cfg)}
+        self.name = dataset  # config() records it, so make_family(**config()) rebuilds this family
