@@ -197,15 +197,27 @@ def cmd_data(args) -> None:
         data.fetch(name, args.data_dir, source=args.source, timeout=args.timeout)
 
 
+def _experiment_flags(parser: argparse.ArgumentParser, experiment, task_cls) -> None:
+    """The flags of an experiment module: its task's, the LSTM's and meta-training's (at the module's defaults)."""
+    add_dataclass(parser, task_cls, TASK_PREFIXES[task_cls])
+    add_dataclass(parser, LSTMConfig, "lstm-", experiment.RULE)
+    add_dataclass(parser, TrainConfig, "", experiment.TRAIN)
+    add_dataclass(parser, experiment.ExperimentConfig)
+
+
+def _experiment_settings(args, experiment, task_cls):
+    return experiment.Settings(
+        task=from_args(args, task_cls, TASK_PREFIXES[task_cls]),
+        rule=from_args(args, LSTMConfig, "lstm-"),
+        train=from_args(args, TrainConfig),
+        experiment=from_args(args, experiment.ExperimentConfig),
+    )
+
+
 def cmd_quadratic(args) -> None:
     from l2o.experiments import quadratic
 
-    settings = quadratic.Settings(
-        task=from_args(args, QuadraticConfig, "quadratic-"),
-        rule=from_args(args, LSTMConfig, "lstm-"),
-        train=from_args(args, TrainConfig),
-        experiment=from_args(args, quadratic.ExperimentConfig),
-    )
+    settings = _experiment_settings(args, quadratic, QuadraticConfig)
     quadratic.run(args.out, settings, resume=args.resume, progress=not args.no_progress, device=_device(args.device),
                   command=shlex.join(["l2o", *args.argv]))
 
@@ -213,12 +225,7 @@ def cmd_quadratic(args) -> None:
 def cmd_mnist(args) -> None:
     from l2o.experiments import mnist
 
-    settings = mnist.Settings(
-        task=from_args(args, MLPConfig, "mlp-"),
-        rule=from_args(args, LSTMConfig, "lstm-"),
-        train=from_args(args, TrainConfig),
-        experiment=from_args(args, mnist.ExperimentConfig),
-    )
+    settings = _experiment_settings(args, mnist, MLPConfig)
     mnist.run(args.out, settings, resume=not args.restart, data_dir=args.data_dir, progress=not args.no_progress,
               device=_device(args.device), command=shlex.join(["l2o", *args.argv]))
 
@@ -232,10 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quadratic", help="the whole quadratic experiment: tune, meta-train, evaluate, plot")
     p.add_argument("--out", default="runs/quadratic", help="output folder (default: runs/quadratic)")
     p.add_argument("--resume", action="store_true", help="continue the meta-training saved in OUT/train")
-    add_dataclass(p, QuadraticConfig, "quadratic-")
-    add_dataclass(p, LSTMConfig, "lstm-", quadratic.RULE)
-    add_dataclass(p, TrainConfig, "", quadratic.TRAIN)
-    add_dataclass(p, quadratic.ExperimentConfig)
+    _experiment_flags(p, quadratic, QuadraticConfig)
     _common(p)
     p.set_defaults(fn=cmd_quadratic)
 
@@ -245,10 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start the meta-training afresh (by default a run in OUT/train resumes; finished "
                         "tasks whose settings match are reused)")
     _data_dir_arg(p)
-    add_dataclass(p, MLPConfig, "mlp-")
-    add_dataclass(p, LSTMConfig, "lstm-", mnist.RULE)
-    add_dataclass(p, TrainConfig, "", mnist.TRAIN)
-    add_dataclass(p, mnist.ExperimentConfig)
+    _experiment_flags(p, mnist, MLPConfig)
     _common(p)
     p.set_defaults(fn=cmd_mnist)
 
