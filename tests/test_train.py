@@ -1,4 +1,5 @@
-"""Meta-training: resume equals uninterrupted, NaN handling, every weight trained, it beats tuned SGD."""
+"""Meta-training: resume equals uninterrupted (also of runs saved before a setting existed), NaN handling, every
+weight trained, it beats tuned SGD, objective-scale augmentation."""
 
 import pytest
 import torch
@@ -107,3 +108,57 @@ def test_loss_weights():
     assert loss_weights(cfg, 0)[0] == pytest.approx(1 / 40) and loss_weights(cfg, 1)[-1] == 1.0
     assert loss_weights(TrainConfig(horizon=40, unroll=20), 1).tolist() == [1.0] * 20
     assert loss_weights(TrainConfig(horizon=40, unroll=20, loss_weights="last"), 0).tolist() == [0.0] * 19 + [1.0]
+
+
+def test_scaled_task_scales_objective_and_gradients_only():
+    from l2o.tasks.scaled import ScaledTask, log_uniform_scales
+
+    task = QuadraticFamily().sample("train", 3, 4)
+    scale = torch.tensor([0.1, 1.0, 3.0, 40.0])
+    scaled = ScaledTask(task, scale)
+    params = {k: v.clone().requires_grad_() for k, v in task.init_params().items()}
+    f, fs = task.loss(params, 0), scaled.loss(params, 0)
+    torch.testing.assert_close(fs, f * scale)
+    g = torch.autograd.grad(f.sum(), list(params.values()))[0]
+    gs = torch.autograd.grad(scaled.loss(params, 0).sum(), list(params.values()))[0]
+    torch.testing.assert_close(gs, g * scale.view(-1, *[1] * (g.dim() - 1)))
+    for k, v in scaled.init_params().items():
+        assert torch.equal(v, task.init_params()[k])
+    with pytest.raises(ValueError, match="one scale per problem"):
+        ScaledTask(task, torch.ones(3))
+    with pytest.raises(ValueError, match="finite and positive"):
+        ScaledTask(task, torch.tensor([1.0, 0.0, 1.0, 1.0]))
+    c = log_uniform_scales(10_000, 10.0, seed=5)
+    assert torch.equal(c, log_uniform_scales(10_000, 10.0, seed=5))
+    assert 0.1 <= float(c.min()) < 0.11 and 9.0 < float(c.max()) <= 10.0
+    assert abs(float(c.log().mean())) < 0.05  # log-uniform: symmetric around 1 in log scale
+    with pytest.raises(ValueError, match="scale_spread"):
+        TrainConfig(scale_spread=0.5)
+
+
+def test_scale_augmentation_changes_training_not_validation(tmp_path):
+    fam = QuadraticFamily()
+    plain = meta_train(fam, _rule(), TrainConfig(episodes=2, **SMALL), progress=False)
+    aug = meta_train(fam, _rule(), TrainConfig(episodes=2, scale_spread=10.0, **SMALL), tmp_path, progress=False)
+    again = meta_train(fam, _rule(), TrainConfig(episodes=2, scale_spread=10.0, **SMALL), progress=False)
+    # the first validation (before any step) is the same rule on the same unscaled problems
+    assert aug.state.history[0]["val_final"] == plain.state.history[0]["val_final"]
+    w_plain, w_aug, w_again = (r.rule.state_dict() for r in (plain, aug, again))
+    assert any(not torch.equal(w_plain[k], w_aug[k]) for k in w_plain)
+    assert all(torch.equal(w_aug[k], w_again[k]) for k in w_aug)  # the scales come from the seed
+
+
+def test_resume_of_a_run_saved_before_a_setting_existed(tmp_path):
+    import json
+
+    from l2o import checkpoint
+
+    cfg = TrainConfig(episodes=4, **SMALL)
+    meta_train(QuadraticFamily(), _rule(), cfg, tmp_path, progress=False, stop_after=2)
+    tensors, doc = checkpoint.load(tmp_path / "state.safetensors", "train_state")
+    del doc["config"]["train"]["scale_spread"]  # as written by a version without the setting
+    checkpoint.save(tmp_path / "state.safetensors", tensors, "train_state",
+                    {k: v for k, v in doc.items() if k not in ("format", "version")})
+    done = meta_train(QuadraticFamily(), _rule(), cfg, tmp_path, progress=False, resume=True)
+    assert done.state.episode == 4
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["scale_spread"] == 1.0

@@ -37,6 +37,7 @@ from l2o import checkpoint, kernels
 from l2o.meta.unroll import unroll
 from l2o.rules.base import detach
 from l2o.tasks.base import TaskFamily
+from l2o.tasks.scaled import ScaledTask, log_uniform_scales
 
 LOSS_WEIGHTS = ("uniform", "last", "linear")
 SCHEDULES = ("constant", "cosine")
@@ -60,6 +61,7 @@ class TrainConfig:
     val_metric: str = "final"  # early-stopping criterion: mean "final" loss, mean "sum", or "log_final"
     val_steps: int = 0  # steps of each validation run; 0 = the horizon
     ema: float = 0.0  # Polyak averaging: validate and keep φ̄ ← ema·φ̄ + (1 − ema)·φ instead of φ; 0 = off
+    scale_spread: float = 1.0  # multiply each training problem's objective by c ~ log-uniform[1/s, s]; 1 = off
     checkpoint_every: int = 10  # episodes between resumable checkpoints
     seed: int = 0  # seeds φ's initialisation; problems come from the episode index
 
@@ -75,6 +77,8 @@ class TrainConfig:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.val_steps < 0:
             raise ValueError(f"val_steps must be >= 0, got {self.val_steps}")
+        if not (math.isfinite(self.scale_spread) and self.scale_spread >= 1.0):
+            raise ValueError(f"scale_spread must be a finite number >= 1, got {self.scale_spread}")
         if self.clip < 0:
             raise ValueError(f"clip must be >= 0, got {self.clip}")
         if self.schedule not in SCHEDULES:
@@ -156,6 +160,8 @@ def _save_state(run_dir: Path, rule, opt, best, avg, state: TrainState, config: 
 def _load_state(run_dir: Path, rule, opt, config: dict) -> tuple[dict, TrainState]:
     path = run_dir / "state.safetensors"
     tensors, doc = checkpoint.load(path, "train_state")
+    if isinstance(doc["config"].get("train"), dict):  # settings added since the run was saved: their defaults
+        doc["config"]["train"] = {**asdict(TrainConfig()), **doc["config"]["train"]}
     if doc["config"] != config:
         diff = sorted(
             f"{part}.{k}: saved {doc['config'][part].get(k)!r}, now {config[part].get(k)!r}"
@@ -268,13 +274,20 @@ def meta_train(
             for group in opt.param_groups:
                 group["lr"] = _lr(cfg, state.episode)
             # episode e of seed s draws train problems e + 1_000_003·s: a stream per seed, resumable
-            task = family.sample("train", state.episode + cfg.seed * 1_000_003, cfg.problems).to(device)
+            task = family.sample("train", state.episode + cfg.seed * 1_000_003, cfg.problems)
+            scale = None
+            if cfg.scale_spread > 1.0:  # objective-scale augmentation; the meta-loss sees f itself
+                scale = log_uniform_scales(cfg.problems, cfg.scale_spread, state.episode + cfg.seed * 1_000_003)
+                task = ScaledTask(task, scale)
+                scale = scale.to(device)
+            task = task.to(device)
             params = task.init_params()
             rstate = rule.init(params)
             for k in range(truncations):
                 out = unroll(rule, task, cfg.unroll, params=params, state=rstate, start=k * cfg.unroll,
                              meta=True, second_order=cfg.second_order)
-                losses = out.losses[1:].clamp_min(1e-30).log() if cfg.log_loss else out.losses[1:]
+                losses = out.losses[1:] if scale is None else out.losses[1:] / scale
+                losses = losses.clamp_min(1e-30).log() if cfg.log_loss else losses
                 meta_loss = (loss_weights(cfg, k).to(losses.device) * losses.mean(-1)).sum()
                 opt.zero_grad(set_to_none=True)
                 ok = bool(torch.isfinite(meta_loss))
