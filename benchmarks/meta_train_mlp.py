@@ -3,9 +3,7 @@ unroll 20, second derivatives dropped: optimizee steps per second and peak memor
 eager reference (benchmarks/naive_lstm.py driven by a plain loop). Synthetic inputs of MNIST's shape.
 
 Each implementation runs in its own subprocess (so that peak resident memory is its own), alternating
-library and naive for ``--rounds`` rounds; medians are printed with the ratio. The library keeps freed
-memory for reuse (``l2o.allocator``, glibc's malloc thresholds); "naive+malloc" is the naive reference
-with the same malloc setting, to show how much of the ratio that setting accounts for.
+library and naive for ``--rounds`` rounds; medians are printed with the ratio.
 
     .venv/bin/python benchmarks/meta_train_mlp.py [--rounds 3] [--truncations 5]
 """
@@ -86,10 +84,6 @@ def naive(truncations: int) -> float:
 
 
 def child(which: str, truncations: int) -> None:
-    if which == "naive+malloc":
-        from l2o.allocator import retain_freed_memory
-
-        assert retain_freed_memory(), "the malloc setting is not available here"
     fn = library if which == "library" else naive
     fn(1)  # warm-up (and the kernel's cache load)
     seconds = fn(truncations)
@@ -101,15 +95,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--truncations", type=int, default=5)
-    parser.add_argument("--child", choices=["library", "naive", "naive+malloc"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["library", "naive"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.truncations)
-    from l2o.allocator import retain_freed_memory
-
     runs = {"library": [], "naive": []}
-    if retain_freed_memory():
-        runs["naive+malloc"] = []
     for _ in range(args.rounds):
         for which in runs:
             out = subprocess.run([sys.executable, __file__, "--child", which, "--truncations", str(args.truncations)],
@@ -119,13 +109,9 @@ def main() -> None:
     med = {}
     for which, rs in runs.items():
         med[which] = (statistics.median(r["steps_per_s"] for r in rs), statistics.median(r["peak_mb"] for r in rs))
-        print(f"{which:>12}: {med[which][0]:8.1f} optimizee steps/s, peak memory {med[which][1]:.0f} MB")
+        print(f"{which:>8}: {med[which][0]:8.1f} optimizee steps/s, peak memory {med[which][1]:.0f} MB")
     print(f"library / naive: {med['library'][0] / med['naive'][0]:.2f}× the steps per second, "
           f"{med['library'][1] / med['naive'][1]:.2f}× the peak memory")
-    if "naive+malloc" in med:
-        print(f"library / naive+malloc: {med['library'][0] / med['naive+malloc'][0]:.2f}× the steps per second")
-    paired = [a["steps_per_s"] / b["steps_per_s"] for a, b in zip(runs["library"], runs["naive"])]
-    print("per round (library / naive, run back to back): " + ", ".join(f"{r:.2f}×" for r in paired))
 
 
 if __name__ == "__main__":

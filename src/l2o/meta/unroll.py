@@ -22,7 +22,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from l2o.allocator import retain_freed_memory
 from l2o.rules.base import UpdateRule, apply_updates
 from l2o.tasks.base import Params, Task
 
@@ -50,7 +49,6 @@ def unroll(
         raise ValueError(f"steps must be >= 0, got {steps}")
     if second_order and not meta:
         raise ValueError("second_order=True needs meta=True")
-    retain_freed_memory()  # every step allocates a new state: keep freed blocks for reuse (l2o.allocator)
     if params is None:
         params = task.init_params()
     if state is None:
