@@ -112,6 +112,8 @@ def main() -> None:
         print(f"{which:>8}: {med[which][0]:8.1f} optimizee steps/s, peak memory {med[which][1]:.0f} MB")
     print(f"library / naive: {med['library'][0] / med['naive'][0]:.2f}× the steps per second, "
           f"{med['library'][1] / med['naive'][1]:.2f}× the peak memory")
+    paired = [a["steps_per_s"] / b["steps_per_s"] for a, b in zip(runs["library"], runs["naive"])]
+    print("per round (library / naive, run back to back): " + ", ".join(f"{r:.2f}×" for r in paired))
 
 
 if __name__ == "__main__":
