@@ -76,3 +76,29 @@ def test_export_writes_a_loadable_checkpoint_with_its_results(tmp_path, capsys):
     assert doc["info"]["result"] == {"ratio_final_vs_best_baseline": 0.4}
     assert doc["info"]["description"] == "a test optimizer"
     assert load_rule(out).config() == load_rule(run).config()
+
+
+def test_export_latest_takes_the_last_saved_weights_not_the_best(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from l2o import load_rule
+
+    from l2o import checkpoint
+    from l2o.rules import LSTMRule
+
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--episodes", "2", "--horizon", "20", "--unroll", "10",
+                 "--problems", "4", "--val-problems", "8", "--no-progress"]) == 0
+    torch.manual_seed(1)  # make the run's best weights differ from its latest ones
+    checkpoint.save_rule(run / "best.safetensors", LSTMRule(**load_rule(run).cfg.__dict__), {})
+    best, latest = tmp_path / "best.safetensors", tmp_path / "latest.safetensors"
+    assert main(["export", str(run), "--out", str(best)]) == 0
+    assert main(["export", str(run), "--latest", "--out", str(latest)]) == 0
+    state = {k[len("rule."):]: v for k, v in load_file(run / "state.safetensors").items() if k.startswith("rule.")}
+    got, was = load_rule(latest).state_dict(), load_rule(best).state_dict()
+    assert all(torch.equal(got[k], state[k]) for k in state)
+    assert any(not torch.equal(got[k], was[k]) for k in got)
+    assert json.loads(latest.with_suffix(".json").read_text())["info"]["episode"] == 2
+    with pytest.raises(SystemExit, match="--latest needs a run folder"):
+        main(["export", str(best), "--latest", "--out", str(tmp_path / "x.safetensors")])

@@ -167,8 +167,15 @@ def cmd_pretrained(args) -> None:
 
 def cmd_export(args) -> None:
     """Copy a run's best optimizer into a standalone checkpoint, with the run's measured results."""
-    source = checkpoint.resolve(args.run)
-    tensors, doc = checkpoint.load(source, "rule")
+    if args.latest:  # the weights the run last saved, instead of its best validated ones
+        if not Path(args.run).is_dir():
+            raise SystemExit(f"l2o: error: --latest needs a run folder, got {args.run}")
+        state, saved = checkpoint.load(Path(args.run) / "state.safetensors", "train_state")
+        tensors = {k[len("rule."):]: v for k, v in state.items() if k.startswith("rule.")}
+        doc = {"rule": saved["config"]["rule"],
+               "info": {"trained": saved["config"], "episode": saved["train_state"]["episode"], "weights": "latest"}}
+    else:
+        tensors, doc = checkpoint.load(checkpoint.resolve(args.run), "rule")
     info = dict(doc.get("info", {}))
     summary = Path(args.run).resolve().parent / "summary.json" if Path(args.run).is_dir() else None
     if args.summary or (summary and summary.is_file()):
@@ -302,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="checkpoint to write (.safetensors; a .json is written beside it)")
     p.add_argument("--summary", help="summary.json whose numbers to store (default: the run's experiment summary)")
     p.add_argument("--description", help="one line saying what the optimizer is for")
+    p.add_argument("--latest", action="store_true",
+                   help="export the run's latest weights (its last checkpoint) instead of its best validated ones")
     p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser("data", help="get and verify datasets (MNIST, Fashion-MNIST) for the MLP tasks")
