@@ -82,9 +82,7 @@ def test_export_latest_takes_the_last_saved_weights_not_the_best(tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from l2o import load_rule
-
-    from l2o import checkpoint
+    from l2o import checkpoint, load_rule
     from l2o.rules import LSTMRule
 
     run = tmp_path / "run"

@@ -166,7 +166,8 @@ def cmd_pretrained(args) -> None:
 
 
 def cmd_export(args) -> None:
-    """Copy a run's best optimizer into a standalone checkpoint, with the run's measured results."""
+    """Copy a run's best optimizer (or with --latest its last saved weights) into a standalone checkpoint,
+    with the run's measured results."""
     if args.latest:  # the weights the run last saved, instead of its best validated ones
         if not Path(args.run).is_dir():
             raise SystemExit(f"l2o: error: --latest needs a run folder, got {args.run}")

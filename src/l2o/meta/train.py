@@ -274,10 +274,11 @@ def meta_train(
             for group in opt.param_groups:
                 group["lr"] = _lr(cfg, state.episode)
             # episode e of seed s draws train problems e + 1_000_003·s: a stream per seed, resumable
-            task = family.sample("train", state.episode + cfg.seed * 1_000_003, cfg.problems)
+            problem_seed = state.episode + cfg.seed * 1_000_003
+            task = family.sample("train", problem_seed, cfg.problems)
             scale = None
             if cfg.scale_spread > 1.0:  # objective-scale augmentation; the meta-loss sees f itself
-                scale = log_uniform_scales(cfg.problems, cfg.scale_spread, state.episode + cfg.seed * 1_000_003)
+                scale = log_uniform_scales(cfg.problems, cfg.scale_spread, problem_seed)
                 task = ScaledTask(task, scale)
                 scale = scale.to(device)
             task = task.to(device)

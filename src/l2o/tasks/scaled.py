@@ -3,13 +3,13 @@
 ``ScaledTask(task, scale)`` is ``task`` with problem i's loss multiplied by ``scale[i] > 0``. The
 landscape (its minima, the path a scale-free optimizer takes) is unchanged; only the size of every
 gradient is. A learned rule meta-trained on scaled copies of its problems cannot rely on the absolute
-size of the gradients it sees and has to normalise them per coordinate, as RMSprop and Adam do, which
-is what it needs on problems whose gradients are smaller or larger than its training problems' (a
-second hidden layer, later in training).
+size of the gradients it sees; the hope is that it learns to normalise them per coordinate, as RMSprop
+and Adam do, and so carries over to problems whose gradients are smaller or larger than its training
+problems'. On the MNIST MLPs it did not (docs/mnist.md, trials g and h).
 
 References:
     Lv, Jiang and Li 2017, "Learning Gradient Descent: Better Generalization and Longer Horizons"
-    (random scaling of the training functions).
+    (random scaling of the training functions; they scale the parameters, f(cθ), where this scales f).
 """
 
 from __future__ import annotations
