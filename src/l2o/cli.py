@@ -15,7 +15,7 @@ import torch
 
 from l2o import checkpoint
 from l2o.evaluate import evaluate, load_results, save_results, table
-from l2o.meta.train import TrainConfig, meta_train
+from l2o.meta.train import TrainConfig, load_latest, meta_train
 from l2o.rules.lstm import LSTMConfig, LSTMRule
 from l2o.tasks import FAMILIES, make_family
 from l2o.tasks.mlp import MLPConfig
@@ -171,8 +171,7 @@ def cmd_export(args) -> None:
     if args.latest:  # the weights the run last saved, instead of its best validated ones
         if not Path(args.run).is_dir():
             raise SystemExit(f"l2o: error: --latest needs a run folder, got {args.run}")
-        state, saved = checkpoint.load(Path(args.run) / "state.safetensors", "train_state")
-        tensors = {k[len("rule."):]: v for k, v in state.items() if k.startswith("rule.")}
+        tensors, saved = load_latest(args.run)
         doc = {"rule": saved["config"]["rule"],
                "info": {"trained": saved["config"], "episode": saved["train_state"]["episode"], "weights": "latest"}}
     else:

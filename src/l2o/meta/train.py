@@ -157,6 +157,17 @@ def _save_state(run_dir: Path, rule, opt, best, avg, state: TrainState, config: 
     checkpoint.atomic_write_text(run_dir / "history.csv", buf.getvalue())
 
 
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors saved under ``prefix`` (rule., best., ema.), with the prefix removed."""
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def load_latest(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A run's latest saved weights φ (not its best validated ones) and the run's saved document."""
+    tensors, doc = checkpoint.load(Path(run_dir) / "state.safetensors", "train_state")
+    return _prefixed(tensors, "rule."), doc
+
+
 def _load_state(run_dir: Path, rule, opt, config: dict) -> tuple[dict, TrainState]:
     path = run_dir / "state.safetensors"
     tensors, doc = checkpoint.load(path, "train_state")
@@ -170,9 +181,9 @@ def _load_state(run_dir: Path, rule, opt, config: dict) -> tuple[dict, TrainStat
             if doc["config"].get(part, {}).get(k) != config[part].get(k)
         )
         raise ValueError(f"cannot resume {run_dir}: the settings differ from the saved run: {'; '.join(diff)}")
-    rule.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("rule.")})
-    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
-    avg = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+    rule.load_state_dict(_prefixed(tensors, "rule."))
+    best = _prefixed(tensors, "best.")
+    avg = _prefixed(tensors, "ema.")
     opt_state: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("opt."):

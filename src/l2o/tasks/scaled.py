@@ -50,4 +50,4 @@ class ScaledTask:
         return self.task.init_params()
 
     def loss(self, params: Params, step: int) -> Tensor:
-        return self.task.loss(params, step) * self.scale.to(device=params[next(iter(params))].device)
+        return self.task.loss(params, step) * self.scale
