@@ -1,5 +1,5 @@
 """Meta-training: resume equals uninterrupted (also of runs saved before a setting existed), NaN handling, every
-weight trained, it beats tuned SGD, objective-scale augmentation."""
+weight trained, it beats tuned SGD, objective- and parameter-scale augmentation."""
 
 import pytest
 import torch
@@ -146,6 +146,49 @@ def test_scale_augmentation_changes_training_not_validation(tmp_path):
     w_plain, w_aug, w_again = (r.rule.state_dict() for r in (plain, aug, again))
     assert any(not torch.equal(w_plain[k], w_aug[k]) for k in w_plain)
     assert all(torch.equal(w_aug[k], w_again[k]) for k in w_aug)  # the scales come from the seed
+
+
+def test_param_scaled_task_is_a_reparametrisation():
+    from l2o.tasks.scaled import ParamScaledTask, log_uniform_param_scales
+
+    task = QuadraticFamily().sample("train", 3, 4)
+    theta0 = task.init_params()
+    c = log_uniform_param_scales(theta0, 10.0, seed=2)
+    assert {k: v.shape for k, v in c.items()} == {k: v.shape for k, v in theta0.items()}
+    assert all(torch.equal(c[k], log_uniform_param_scales(theta0, 10.0, seed=2)[k]) for k in c)
+    scaled = ParamScaledTask(task, c)
+    start = scaled.init_params()
+    # the same point, hence the same losses, seen through θ = c ⊙ θ'
+    torch.testing.assert_close(scaled.loss(start, 0), task.loss(theta0, 0))
+    params = {k: v.clone().requires_grad_() for k, v in start.items()}
+    gs = torch.autograd.grad(scaled.loss(params, 0).sum(), list(params.values()))
+    plain = {k: v.clone().requires_grad_() for k, v in theta0.items()}
+    g = torch.autograd.grad(task.loss(plain, 0).sum(), list(plain.values()))
+    for name, a, b in zip(params, gs, g):
+        torch.testing.assert_close(a, b * c[name])  # ∂f(c ⊙ θ')/∂θ' = c ⊙ ∇f
+    name = sorted(theta0)[0]
+    with pytest.raises(ValueError, match="one scale tensor per parameter"):
+        ParamScaledTask(task, {name: c[name]} if len(c) > 1 else {})
+    bad = dict(c)
+    bad[name] = c[name].flatten()[:-1]
+    with pytest.raises(ValueError, match="has shape"):
+        ParamScaledTask(task, bad)
+    bad[name] = torch.zeros_like(c[name])
+    with pytest.raises(ValueError, match="finite and positive"):
+        ParamScaledTask(task, bad)
+    with pytest.raises(ValueError, match="param_scale_spread"):
+        TrainConfig(param_scale_spread=float("nan"))
+
+
+def test_param_scale_augmentation_changes_training_not_validation():
+    fam = QuadraticFamily()
+    plain = meta_train(fam, _rule(), TrainConfig(episodes=2, **SMALL), progress=False)
+    aug, again = (meta_train(fam, _rule(), TrainConfig(episodes=2, param_scale_spread=10.0, **SMALL), progress=False)
+                  for _ in range(2))
+    assert aug.state.history[0]["val_final"] == plain.state.history[0]["val_final"]
+    w_plain, w_aug, w_again = (r.rule.state_dict() for r in (plain, aug, again))
+    assert any(not torch.equal(w_plain[k], w_aug[k]) for k in w_plain)
+    assert all(torch.equal(w_aug[k], w_again[k]) for k in w_aug)
 
 
 def test_resume_of_a_run_saved_before_a_setting_existed(tmp_path):

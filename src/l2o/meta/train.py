@@ -37,7 +37,7 @@ from l2o import checkpoint, kernels
 from l2o.meta.unroll import unroll
 from l2o.rules.base import detach
 from l2o.tasks.base import TaskFamily
-from l2o.tasks.scaled import ScaledTask, log_uniform_scales
+from l2o.tasks.scaled import ParamScaledTask, ScaledTask, log_uniform_param_scales, log_uniform_scales
 
 LOSS_WEIGHTS = ("uniform", "last", "linear")
 SCHEDULES = ("constant", "cosine")
@@ -62,6 +62,7 @@ class TrainConfig:
     val_steps: int = 0  # steps of each validation run; 0 = the horizon
     ema: float = 0.0  # Polyak averaging: validate and keep φ̄ ← ema·φ̄ + (1 − ema)·φ instead of φ; 0 = off
     scale_spread: float = 1.0  # multiply each training problem's objective by c ~ log-uniform[1/s, s]; 1 = off
+    param_scale_spread: float = 1.0  # train on f(c ⊙ θ'), one c ~ log-uniform[1/s, s] per coordinate; 1 = off
     checkpoint_every: int = 10  # episodes between resumable checkpoints
     seed: int = 0  # seeds φ's initialisation; problems come from the episode index
 
@@ -77,8 +78,10 @@ class TrainConfig:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.val_steps < 0:
             raise ValueError(f"val_steps must be >= 0, got {self.val_steps}")
-        if not (math.isfinite(self.scale_spread) and self.scale_spread >= 1.0):
-            raise ValueError(f"scale_spread must be a finite number >= 1, got {self.scale_spread}")
+        for name in ("scale_spread", "param_scale_spread"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 1.0):
+                raise ValueError(f"{name} must be a finite number >= 1, got {value}")
         if self.clip < 0:
             raise ValueError(f"clip must be >= 0, got {self.clip}")
         if self.schedule not in SCHEDULES:
@@ -292,6 +295,9 @@ def meta_train(
                 scale = log_uniform_scales(cfg.problems, cfg.scale_spread, problem_seed)
                 task = ScaledTask(task, scale)
                 scale = scale.to(device)
+            if cfg.param_scale_spread > 1.0:  # parameter-scale augmentation: f(c ⊙ θ'), from θ_0 / c
+                task = ParamScaledTask(task, log_uniform_param_scales(
+                    task.init_params(), cfg.param_scale_spread, problem_seed + 2**40))
             task = task.to(device)
             params = task.init_params()
             rstate = rule.init(params)

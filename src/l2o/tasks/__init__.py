@@ -3,7 +3,7 @@
 from l2o.tasks.base import SPLITS, Params, Task, TaskFamily, split_generator
 from l2o.tasks.mlp import ImageMLPFamily, MLPConfig, MLPFamily
 from l2o.tasks.quadratic import QuadraticConfig, QuadraticFamily, QuadraticTask
-from l2o.tasks.scaled import ScaledTask, log_uniform_scales
+from l2o.tasks.scaled import ParamScaledTask, ScaledTask, log_uniform_param_scales, log_uniform_scales
 
 # name -> the family's config dataclass; MNIST and Fashion-MNIST read their data from the data step
 FAMILIES = {"quadratic": QuadraticConfig, "mnist": MLPConfig, "fashion-mnist": MLPConfig}
@@ -22,5 +22,5 @@ def make_family(name: str, *, data_dir=None, **config) -> TaskFamily:
 __all__ = [
     "SPLITS", "Params", "Task", "TaskFamily", "split_generator", "make_family",
     "QuadraticConfig", "QuadraticFamily", "QuadraticTask", "FAMILIES", "ImageMLPFamily", "MLPConfig", "MLPFamily",
-    "ScaledTask", "log_uniform_scales",
+    "ParamScaledTask", "ScaledTask", "log_uniform_param_scales", "log_uniform_scales",
 ]

@@ -1,4 +1,4 @@
-"""Objective-scale augmentation: the same problems with each objective multiplied by a constant.
+"""Scale augmentation: the same problems with their objectives or their parameters rescaled.
 
 ``ScaledTask(task, scale)`` is ``task`` with problem i's loss multiplied by ``scale[i] > 0``. The
 landscape (its minima, the path a scale-free optimizer takes) is unchanged; only the size of every
@@ -7,9 +7,15 @@ size of the gradients it sees; the hope is that it learns to normalise them per 
 and Adam do, and so carries over to problems whose gradients are smaller or larger than its training
 problems'. On the MNIST MLPs it did not (docs/mnist.md, trials g and h).
 
+``ParamScaledTask(task, scale)`` reparametrises instead: the rule optimises θ' with θ = c ⊙ θ', so
+problem f becomes θ' ↦ f(c ⊙ θ') started from θ_0 / c, with one factor c > 0 per coordinate. The
+losses along the way are the network's own, but each coordinate's gradient is multiplied by c and its
+curvature by c², so no fixed step size suits every coordinate: the rule has to adapt each coordinate's
+step to what it observes there (Lv, Jiang and Li's "random scaling").
+
 References:
     Lv, Jiang and Li 2017, "Learning Gradient Descent: Better Generalization and Longer Horizons"
-    (random scaling of the training functions; they scale the parameters, f(cθ), where this scales f).
+    (random scaling of the training functions' parameters, f(cθ)).
 """
 
 from __future__ import annotations
@@ -29,6 +35,18 @@ def log_uniform_scales(num_problems: int, spread: float, seed: int) -> Tensor:
     gen = torch.Generator().manual_seed(int(seed))
     u = torch.rand(num_problems, generator=gen, dtype=torch.float64)
     return torch.exp((2.0 * u - 1.0) * math.log(spread)).float()
+
+
+def log_uniform_param_scales(params: Params, spread: float, seed: int) -> Params:
+    """One factor per coordinate of ``params``, drawn log-uniformly from [1/spread, spread] with ``seed``."""
+    if not (math.isfinite(spread) and spread >= 1.0):
+        raise ValueError(f"the scale spread must be a finite number >= 1, got {spread}")
+    gen = torch.Generator().manual_seed(int(seed))
+    out = {}
+    for name in sorted(params):
+        u = torch.rand(params[name].shape, generator=gen, dtype=torch.float64)
+        out[name] = torch.exp((2.0 * u - 1.0) * math.log(spread)).float()
+    return out
 
 
 class ScaledTask:
@@ -51,3 +69,31 @@ class ScaledTask:
 
     def loss(self, params: Params, step: int) -> Tensor:
         return self.task.loss(params, step) * self.scale
+
+
+class ParamScaledTask:
+    """``task`` reparametrised as θ = c ⊙ θ': losses f(c ⊙ θ'), started from θ_0 / c."""
+
+    def __init__(self, task: Task, scale: Params):
+        theta0 = task.init_params()
+        if set(scale) != set(theta0):
+            raise ValueError(f"need one scale tensor per parameter {sorted(theta0)}, got {sorted(scale)}")
+        scale = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in scale.items()}
+        for name, value in scale.items():
+            if value.shape != theta0[name].shape:
+                raise ValueError(f"scale of {name!r} has shape {tuple(value.shape)}, "
+                                 f"the parameter {tuple(theta0[name].shape)}")
+            if not bool(torch.isfinite(value).all() and (value > 0).all()):
+                raise ValueError(f"scales of {name!r} must be finite and positive")
+        self.task = task
+        self.scale = {k: v.to(theta0[k].device) for k, v in scale.items()}
+        self.num_problems = task.num_problems
+
+    def to(self, device: str | torch.device) -> "ParamScaledTask":
+        return ParamScaledTask(self.task.to(device), {k: v.to(device) for k, v in self.scale.items()})
+
+    def init_params(self) -> Params:
+        return {k: v / self.scale[k] for k, v in self.task.init_params().items()}
+
+    def loss(self, params: Params, step: int) -> Tensor:
+        return self.task.loss({k: v * self.scale[k] for k, v in params.items()}, step)
