@@ -30,25 +30,26 @@ from torch import Tensor
 from l2o.tasks.base import Params, Task
 
 
-def log_uniform_scales(num_problems: int, spread: float, seed: int) -> Tensor:
-    """``num_problems`` factors drawn log-uniformly from [1/spread, spread] with ``seed``."""
+def _generator(spread: float, seed: int) -> torch.Generator:
     if not (math.isfinite(spread) and spread >= 1.0):
         raise ValueError(f"the scale spread must be a finite number >= 1, got {spread}")
-    gen = torch.Generator().manual_seed(int(seed))
-    u = torch.rand(num_problems, generator=gen, dtype=torch.float64)
+    return torch.Generator().manual_seed(int(seed))
+
+
+def _log_uniform(shape, spread: float, gen: torch.Generator) -> Tensor:
+    u = torch.rand(shape, generator=gen, dtype=torch.float64)
     return torch.exp((2.0 * u - 1.0) * math.log(spread)).float()
+
+
+def log_uniform_scales(num_problems: int, spread: float, seed: int) -> Tensor:
+    """``num_problems`` factors drawn log-uniformly from [1/spread, spread] with ``seed``."""
+    return _log_uniform(num_problems, spread, _generator(spread, seed))
 
 
 def log_uniform_param_scales(params: Params, spread: float, seed: int) -> Params:
     """One factor per coordinate of ``params``, drawn log-uniformly from [1/spread, spread] with ``seed``."""
-    if not (math.isfinite(spread) and spread >= 1.0):
-        raise ValueError(f"the scale spread must be a finite number >= 1, got {spread}")
-    gen = torch.Generator().manual_seed(int(seed))
-    out = {}
-    for name in sorted(params):
-        u = torch.rand(params[name].shape, generator=gen, dtype=torch.float64)
-        out[name] = torch.exp((2.0 * u - 1.0) * math.log(spread)).float()
-    return out
+    gen = _generator(spread, seed)
+    return {name: _log_uniform(params[name].shape, spread, gen) for name in sorted(params)}
 
 
 class ScaledTask:
