@@ -65,6 +65,26 @@ def test_fused_meta_gradient_does_not_depend_on_the_thread_count():
     assert all(torch.equal(a, b) for a, b in zip(*out))
 
 
+def test_a_cached_build_of_another_source_is_not_waited_for(monkeypatch):
+    """The build is named after its source: after the source changes, the old build in the cache is not
+    taken for the new one, and the new build runs in the background while the caller goes on."""
+    import hashlib
+    import threading
+    import time
+
+    assert kernels._NAME.endswith(hashlib.sha256(kernels._SOURCE.read_bytes()).hexdigest()[:12])
+    assert kernels._cached()  # built by the fixture
+    monkeypatch.setattr(kernels, "_NAME", "l2o_lstm_step_" + "0" * 12)  # a version never built here
+    assert not kernels._cached()
+    release = threading.Event()
+    monkeypatch.setattr(kernels, "_build", lambda: release.wait(30))
+    monkeypatch.setattr(kernels, "_state", {"module": None, "thread": None, "error": None, "seconds": None})
+    t0 = time.perf_counter()
+    assert kernels.lstm_step() is None
+    assert time.perf_counter() - t0 < 1.0
+    release.set()
+
+
 def test_kernels_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("L2O_KERNELS", "0")
     assert kernels.lstm_step() is None

@@ -4,13 +4,15 @@
 optimizer's step and evaluation). It is compiled with ``torch.utils.cpp_extension`` into the torch
 extensions cache (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) the first time it is
 asked for, in a background thread: the caller never waits for the compiler, and keeps using the PyTorch
-implementation until the build is done. ``scripts/setup.sh`` builds it ahead (``python -m l2o.kernels``).
+implementation until the build is done. Each version of the source is built under its own name
+(``l2o_lstm_step_<hash>``), so an upgrade never blocks on rebuilding a stale cached build. ``scripts/setup.sh`` builds it ahead (``python -m l2o.kernels``).
 Set ``L2O_KERNELS=0`` to never use compiled kernels. A failed build is reported once and never retried
 in that process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -18,6 +20,8 @@ import warnings
 from pathlib import Path
 
 _SOURCE = Path(__file__).with_name("lstm_step.cpp")
+# the build is named after its source, so that a cached build of another version is never taken for this one
+_NAME = "l2o_lstm_step_" + hashlib.sha256(_SOURCE.read_bytes()).hexdigest()[:12]
 _lock = threading.Lock()
 _state: dict = {"module": None, "thread": None, "error": None, "seconds": None}
 
@@ -32,7 +36,7 @@ def _build() -> None:
         from torch.utils.cpp_extension import load
 
         module = load(
-            name="l2o_lstm_step",
+            name=_NAME,
             sources=[str(_SOURCE)],
             extra_cflags=["-O3", "-march=native", "-ffast-math", "-fopenmp"],
             extra_ldflags=["-fopenmp"],
@@ -51,7 +55,7 @@ def _cached() -> bool:
     try:
         from torch.utils.cpp_extension import _get_build_directory
 
-        return any(Path(_get_build_directory("l2o_lstm_step", False)).glob("l2o_lstm_step*.so"))
+        return any(Path(_get_build_directory(_NAME, False)).glob(f"{_NAME}*.so"))
     except Exception:  # noqa: BLE001 - a private helper; without it, build in the background
         return False
 
