@@ -6,6 +6,12 @@ Each implementation runs in its own subprocess (so that peak resident memory is 
 library and naive for ``--rounds`` rounds; medians are printed with the ratio.
 
     .venv/bin/python benchmarks/meta_train_mlp.py [--rounds 3] [--truncations 5]
+
+``--breakdown`` instead times the library's loop by part, per optimizee step (medians over truncations):
+the compiled kernel's forward and backward calls, and everything else in the unroll and in the
+meta-backward (the MLP's forward and gradient, the autograd glue).
+
+    .venv/bin/python benchmarks/meta_train_mlp.py --breakdown [--truncations 10]
 """
 
 from __future__ import annotations
@@ -83,6 +89,53 @@ def naive(truncations: int) -> float:
     return time.perf_counter() - t
 
 
+def breakdown(truncations: int) -> None:
+    from l2o import kernels
+
+    module = kernels.lstm_step(wait=True)
+    if module is None:
+        sys.exit(f"the compiled kernel is not available: {kernels.build_info()['error']}")
+    seconds = {"forward": 0.0, "backward": 0.0}
+
+    class Timed:  # the compiled module, with its two calls timed
+        def lstm_step(self, *args):
+            t0 = time.perf_counter()
+            module.lstm_step(*args)
+            seconds["forward"] += time.perf_counter() - t0
+
+        def lstm_step_backward(self, *args):
+            t0 = time.perf_counter()
+            out = module.lstm_step_backward(*args)
+            seconds["backward"] += time.perf_counter() - t0
+            return out
+
+    kernels._state["module"] = Timed()
+    task = MLPFamily().sample("train", 0, 1)
+    rule = LSTMRule(preprocess=True)
+    opt = torch.optim.Adam(rule.parameters(), 1e-3)
+    params, state = task.init_params(), None
+    rows = []
+    for k in range(truncations + 1):  # the first is a warm-up
+        seconds.update(forward=0.0, backward=0.0)
+        t0 = time.perf_counter()
+        out = unroll(rule, task, UNROLL, params=params, state=state, start=k * UNROLL, meta=True)
+        t1 = time.perf_counter()
+        opt.zero_grad()
+        out.losses[1:].mean(-1).sum().backward()
+        t2 = time.perf_counter()
+        opt.step()
+        params, state = detach(out.params), detach(out.state)
+        t3 = time.perf_counter()
+        rows.append([t1 - t0 - seconds["forward"], seconds["forward"], t2 - t1 - seconds["backward"],
+                     seconds["backward"], t3 - t2, t3 - t0])
+    med = [statistics.median(r[i] for r in rows[1:]) / UNROLL * 1e3 for i in range(6)]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; MNIST-shaped MLP, n = 15,910, unroll {UNROLL}; "
+          f"ms per optimizee step, medians of {truncations} truncations")
+    print(f"unroll:        kernel forward {med[1]:.2f}, everything else {med[0]:.2f}")
+    print(f"meta-backward: kernel backward {med[3]:.2f}, everything else {med[2]:.2f}")
+    print(f"meta-optimizer step {med[4]:.2f}; total {med[5]:.2f} ms ({1e3 / med[5]:.1f} optimizee steps/s)")
+
+
 def child(which: str, truncations: int) -> None:
     fn = library if which == "library" else naive
     fn(1)  # warm-up (and the kernel's cache load)
@@ -95,8 +148,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--truncations", type=int, default=5)
+    parser.add_argument("--breakdown", action="store_true", help="time the library's loop by part instead")
     parser.add_argument("--child", choices=["library", "naive"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rounds < 1 or args.truncations < 1:
+        parser.error("--rounds and --truncations must be >= 1")
+    if args.breakdown:
+        return breakdown(args.truncations)
     if args.child:
         return child(args.child, args.truncations)
     runs = {"library": [], "naive": []}
