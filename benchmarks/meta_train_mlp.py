@@ -37,19 +37,27 @@ from l2o.tasks.mlp import MLPFamily  # noqa: E402
 UNROLL = 20
 
 
-def library(truncations: int) -> float:
+def library_truncations(truncations: int):
+    """The library's meta-training loop on one problem; yields, per truncation, the seconds of the unroll,
+    the meta-backward and the meta-optimizer's step. The set-up happens before the first yield's timing."""
     task = MLPFamily().sample("train", 0, 1)
     rule = LSTMRule(preprocess=True)
     opt = torch.optim.Adam(rule.parameters(), 1e-3)
     params, state = task.init_params(), None
-    t = time.perf_counter()
     for k in range(truncations):
+        t0 = time.perf_counter()
         out = unroll(rule, task, UNROLL, params=params, state=state, start=k * UNROLL, meta=True)
+        t1 = time.perf_counter()
         opt.zero_grad()
         out.losses[1:].mean(-1).sum().backward()
+        t2 = time.perf_counter()
         opt.step()
         params, state = detach(out.params), detach(out.state)
-    return time.perf_counter() - t
+        yield t1 - t0, t2 - t1, time.perf_counter() - t2
+
+
+def library(truncations: int) -> float:
+    return sum(sum(parts) for parts in library_truncations(truncations))
 
 
 def naive(truncations: int) -> float:
@@ -110,24 +118,11 @@ def breakdown(truncations: int) -> None:
             return out
 
     kernels._state["module"] = Timed()
-    task = MLPFamily().sample("train", 0, 1)
-    rule = LSTMRule(preprocess=True)
-    opt = torch.optim.Adam(rule.parameters(), 1e-3)
-    params, state = task.init_params(), None
     rows = []
-    for k in range(truncations + 1):  # the first is a warm-up
+    for fwd, bwd, step in library_truncations(truncations + 1):  # the first is a warm-up
+        rows.append([fwd - seconds["forward"], seconds["forward"], bwd - seconds["backward"], seconds["backward"],
+                     step, fwd + bwd + step])
         seconds.update(forward=0.0, backward=0.0)
-        t0 = time.perf_counter()
-        out = unroll(rule, task, UNROLL, params=params, state=state, start=k * UNROLL, meta=True)
-        t1 = time.perf_counter()
-        opt.zero_grad()
-        out.losses[1:].mean(-1).sum().backward()
-        t2 = time.perf_counter()
-        opt.step()
-        params, state = detach(out.params), detach(out.state)
-        t3 = time.perf_counter()
-        rows.append([t1 - t0 - seconds["forward"], seconds["forward"], t2 - t1 - seconds["backward"],
-                     seconds["backward"], t3 - t2, t3 - t0])
     med = [statistics.median(r[i] for r in rows[1:]) / UNROLL * 1e3 for i in range(6)]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; MNIST-shaped MLP, n = 15,910, unroll {UNROLL}; "
           f"ms per optimizee step, medians of {truncations} truncations")
