@@ -117,7 +117,7 @@ def breakdown(truncations: int) -> None:
             seconds["backward"] += time.perf_counter() - t0
             return out
 
-    kernels._state["module"] = Timed()
+    kernels._state["module"] = Timed()  # the library's own handle on the compiled module (private; a diagnostic)
     rows = []
     for fwd, bwd, step in library_truncations(truncations + 1):  # the first is a warm-up
         rows.append([fwd - seconds["forward"], seconds["forward"], bwd - seconds["backward"], seconds["backward"],

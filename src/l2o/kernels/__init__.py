@@ -5,7 +5,8 @@ optimizer's step and evaluation). It is compiled with ``torch.utils.cpp_extensio
 extensions cache (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) the first time it is
 asked for, in a background thread: the caller never waits for the compiler, and keeps using the PyTorch
 implementation until the build is done. Each version of the source is built under its own name
-(``l2o_lstm_step_<hash>``), so an upgrade never blocks on rebuilding a stale cached build. ``scripts/setup.sh`` builds it ahead (``python -m l2o.kernels``).
+(``l2o_lstm_step_<hash>``), so an upgrade never blocks on rebuilding a stale cached build.
+``scripts/setup.sh`` builds it ahead (``python -m l2o.kernels``).
 Set ``L2O_KERNELS=0`` to never use compiled kernels. A failed build is reported once and never retried
 in that process.
 """
