@@ -38,6 +38,31 @@ def test_fused_step_matches_pytorch(preprocess, n):
             assert _states_close(s_ref, s_fused)
 
 
+@pytest.mark.parametrize("spread", [100.0, 1e4])
+def test_fused_step_saturates_like_pytorch(spread):
+    """Gate pre-activations far beyond ±88 (where e^x overflows float32) give the same finite states and
+    updates as PyTorch's sigmoid and tanh, with no inf or NaN (the vectorised expf/tanhf of a -ffast-math
+    build gave NaN there)."""
+    torch.manual_seed(1)
+    rule = LSTMRule(output_init=1.0).requires_grad_(False)
+    with torch.no_grad():
+        for cell in rule.cells:
+            cell.bias_ih.copy_(torch.randn(80) * spread)
+    n = 300
+    g = torch.randn(n) * torch.logspace(-8, 2, n)
+    state = rule.init_flat(n)
+    state = type(state)(tuple(torch.randn(n, 20) for _ in range(2)), tuple(torch.randn(n, 20) * 5 for _ in range(2)))
+    with torch.no_grad():
+        rule.use_kernel = False
+        u_ref, s_ref = rule.step_flat(g, state)
+        rule.use_kernel = True
+        u_fused, s_fused = rule.step_flat(g, state)
+    assert rule.cells[0].bias_ih.abs().max() > 100  # the test reaches the range where e^x overflows
+    assert torch.isfinite(u_fused).all() and all(torch.isfinite(t).all() for t in s_fused.h + s_fused.c)
+    assert torch.allclose(u_ref, u_fused, atol=1e-6, rtol=1e-5)
+    assert _states_close(s_ref, s_fused)
+
+
 def test_in_place_step_equals_out_of_place():
     rule = LSTMRule().requires_grad_(False)
     g = torch.randn(1001)
@@ -113,6 +138,33 @@ def test_fused_meta_gradient_matches_pytorch_autograd(preprocess):
         results.append([p.grad.clone() for p in rule.parameters()] + [h0.grad.clone()])
     for ref, fused in zip(*results):
         assert torch.allclose(ref, fused, rtol=1e-5, atol=1e-6 * ref.abs().max())
+
+
+def test_fused_meta_gradient_matches_pytorch_autograd_when_saturated():
+    """Meta-gradients through saturated gates (biases of ±100s): finite, and PyTorch's to float32 tolerance."""
+    torch.manual_seed(2)
+    rule = LSTMRule(output_init=1.0)
+    with torch.no_grad():
+        for cell in rule.cells:
+            cell.bias_ih.copy_(torch.randn(80) * 100)
+    n = 45
+    grads = [torch.randn(n) * torch.logspace(-6, 1, n) for _ in range(3)]
+    results = []
+    for use_kernel in (False, True):
+        rule.use_kernel = use_kernel
+        rule.zero_grad()
+        state = rule.init_flat(n)
+        total = 0
+        for g in grads:
+            update, state = rule.step_flat(g, state)
+            total = total + (update * torch.arange(n)).sum() + 0.3 * state.h[1].sum() + 0.1 * state.c[0].pow(2).sum()
+        total.backward()
+        results.append([p.grad.clone() for p in rule.parameters()])
+    # near saturation σ' = σ(1 − σ) keeps few significant bits in float32 on either path (1 − σ of a σ one
+    # rounding step below 1), so the tolerance is 1e-5 of each tensor's largest entry rather than 1e-6
+    for ref, fused in zip(*results):
+        assert torch.isfinite(fused).all()
+        assert torch.allclose(ref, fused, rtol=1e-5, atol=1e-5 * ref.abs().max())
 
 
 def test_second_order_uses_pytorch_autograd():

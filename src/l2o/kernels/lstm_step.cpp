@@ -16,7 +16,11 @@ constexpr int G = 4 * H;    // gates per layer, PyTorch order: i, f, g, o
 constexpr int R = 8;        // coordinates per register block
 constexpr int V = 16;       // gates per accumulator vector
 
-inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+// The vectorised expf/tanhf that -ffast-math selects assume finite results: an exp that overflows or a
+// tanh far out gives NaN. Clamping their arguments where the float result no longer changes (e^88 is
+// finite, tanh(±20) is ±1 in float) keeps every value inside that range bit for bit and saturates outside.
+inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(std::min(std::max(-x, -88.0f), 88.0f))); }
+inline float tanhf_sat(float x) { return std::tanh(std::min(std::max(x, -20.0f), 20.0f)); }
 
 // gates (R x G) = b + in (R x K) · W (K x G), blocked so that R accumulators of V gates stay in registers
 // and every row of W is loaded once per block of R coordinates.
@@ -67,9 +71,9 @@ inline void cell_update(const float (&g)[R][G], const float (&c_old)[R][H], floa
   float* hn = &h_new[0][0];
 #pragma omp simd
   for (int e = 0; e < R * H; ++e) {
-    const float c = sigmoidf(gf[e]) * co[e] + sigmoidf(gi[e]) * std::tanh(gg[e]);
+    const float c = sigmoidf(gf[e]) * co[e] + sigmoidf(gi[e]) * tanhf_sat(gg[e]);
     cn[e] = c;
-    hn[e] = sigmoidf(go[e]) * std::tanh(c);
+    hn[e] = sigmoidf(go[e]) * tanhf_sat(c);
   }
 }
 
@@ -88,9 +92,9 @@ inline void cell_forward(const float (&g)[R][G], const float (&c_old)[R][H], flo
   float* hn = &h_new[0][0];
 #pragma omp simd
   for (int e = 0; e < R * H; ++e) {
-    const float i = sigmoidf(gi[e]), f = sigmoidf(gf[e]), t = std::tanh(gg[e]), o = sigmoidf(go[e]);
+    const float i = sigmoidf(gi[e]), f = sigmoidf(gf[e]), t = tanhf_sat(gg[e]), o = sigmoidf(go[e]);
     const float c = f * co[e] + i * t;
-    const float tc = std::tanh(c);
+    const float tc = tanhf_sat(c);
     a.i[e] = i; a.f[e] = f; a.t[e] = t; a.o[e] = o; a.tc[e] = tc;
     cn[e] = c;
     hn[e] = o * tc;
