@@ -115,6 +115,23 @@ def test_kernels_can_be_switched_off(monkeypatch):
     assert kernels.lstm_step() is None
 
 
+def _meta_gradients(rule, grads, use_kernel):
+    """Gradients of the rule's weights and of the initial h¹ through len(grads) steps, either path."""
+    n = grads[0].shape[0]
+    rule.use_kernel = use_kernel
+    rule.zero_grad()
+    state = rule.init_flat(n)
+    h0 = state.h[0].clone().requires_grad_()
+    state = type(state)((h0, state.h[1]), state.c)
+    total = 0
+    for g in grads:
+        update, state = rule.step_flat(g, state)
+        assert (update.grad_fn.name() == "_FusedStepBackward") == use_kernel
+        total = total + (update * torch.arange(n)).sum() + 0.3 * state.h[1].sum() + 0.1 * state.c[0].pow(2).sum()
+    total.backward()
+    return [p.grad.clone() for p in rule.parameters()] + [h0.grad.clone()]
+
+
 @pytest.mark.parametrize("preprocess", [True, False])
 def test_fused_meta_gradient_matches_pytorch_autograd(preprocess):
     """Meta-gradients (weights and initial state) through 3 fused steps equal PyTorch's autograd."""
@@ -122,21 +139,7 @@ def test_fused_meta_gradient_matches_pytorch_autograd(preprocess):
     rule = LSTMRule(preprocess=preprocess, output_init=1.0, output_scale=0.7)
     n = 37  # not a multiple of the kernel's block of 8
     grads = [torch.randn(n) * torch.logspace(-6, 1, n) for _ in range(3)]
-    results = []
-    for use_kernel in (False, True):
-        rule.use_kernel = use_kernel
-        rule.zero_grad()
-        state = rule.init_flat(n)
-        h0 = state.h[0].clone().requires_grad_()
-        state = type(state)((h0, state.h[1]), state.c)
-        total = 0
-        for g in grads:
-            update, state = rule.step_flat(g, state)
-            assert (update.grad_fn.name() == "_FusedStepBackward") == use_kernel
-            total = total + (update * torch.arange(n)).sum() + 0.3 * state.h[1].sum() + 0.1 * state.c[0].pow(2).sum()
-        total.backward()
-        results.append([p.grad.clone() for p in rule.parameters()] + [h0.grad.clone()])
-    for ref, fused in zip(*results):
+    for ref, fused in zip(_meta_gradients(rule, grads, False), _meta_gradients(rule, grads, True)):
         assert torch.allclose(ref, fused, rtol=1e-5, atol=1e-6 * ref.abs().max())
 
 
@@ -149,20 +152,9 @@ def test_fused_meta_gradient_matches_pytorch_autograd_when_saturated():
             cell.bias_ih.copy_(torch.randn(80) * 100)
     n = 45
     grads = [torch.randn(n) * torch.logspace(-6, 1, n) for _ in range(3)]
-    results = []
-    for use_kernel in (False, True):
-        rule.use_kernel = use_kernel
-        rule.zero_grad()
-        state = rule.init_flat(n)
-        total = 0
-        for g in grads:
-            update, state = rule.step_flat(g, state)
-            total = total + (update * torch.arange(n)).sum() + 0.3 * state.h[1].sum() + 0.1 * state.c[0].pow(2).sum()
-        total.backward()
-        results.append([p.grad.clone() for p in rule.parameters()])
     # near saturation σ' = σ(1 − σ) keeps few significant bits in float32 on either path (1 − σ of a σ one
     # rounding step below 1), so the tolerance is 1e-5 of each tensor's largest entry rather than 1e-6
-    for ref, fused in zip(*results):
+    for ref, fused in zip(_meta_gradients(rule, grads, False), _meta_gradients(rule, grads, True)):
         assert torch.isfinite(fused).all()
         assert torch.allclose(ref, fused, rtol=1e-5, atol=1e-5 * ref.abs().max())
 
