@@ -1,5 +1,7 @@
 """The compiled fused LSTM step against the PyTorch implementation, to float32 tolerance."""
 
+import hashlib
+import platform
 import shutil
 
 import pytest
@@ -43,6 +45,10 @@ def test_fused_step_saturates_like_pytorch(spread):
     """Gate pre-activations far beyond ±88 (where e^x overflows float32) give the same finite states and
     updates as PyTorch's sigmoid and tanh, with no inf or NaN (the vectorised expf/tanhf of a -ffast-math
     build gave NaN there)."""
+    _check_saturated_step(spread)
+
+
+def _check_saturated_step(spread):
     torch.manual_seed(1)
     rule = LSTMRule(output_init=1.0).requires_grad_(False)
     with torch.no_grad():
@@ -61,6 +67,31 @@ def test_fused_step_saturates_like_pytorch(spread):
     assert torch.isfinite(u_fused).all() and all(torch.isfinite(t).all() for t in s_fused.h + s_fused.c)
     assert torch.allclose(u_ref, u_fused, atol=1e-6, rtol=1e-5)
     assert _states_close(s_ref, s_fused)
+
+
+def test_fused_step_keeps_relative_accuracy_near_zero():
+    """Gate pre-activations near 0, where tanh(x) ≈ x: tiny cell states come out to float32's relative
+    precision, as PyTorch's do (a tanh computed as 2σ(2x) − 1, say, is accurate only to ~1e-7 absolute
+    there). The gates are the biases alone (zero weights), so that no sum cancels and both paths are exact
+    up to the activation functions."""
+    torch.manual_seed(3)
+    rule = LSTMRule(preprocess=False, output_init=1.0).requires_grad_(False)
+    with torch.no_grad():
+        for cell in rule.cells:
+            cell.weight_ih.zero_()
+            cell.weight_hh.zero_()
+            cell.bias_ih.copy_(torch.randn(80) * 1e-4)
+            cell.bias_hh.zero_()
+    n = 64
+    g = torch.randn(n)
+    with torch.no_grad():
+        rule.use_kernel = False
+        _, s_ref = rule.step_flat(g, rule.init_flat(n))
+        rule.use_kernel = True
+        _, s_fused = rule.step_flat(g, rule.init_flat(n))
+    assert s_ref.c[0].abs().max() < 1e-3  # the range where only relative accuracy tests anything
+    for ref, fused in zip(s_ref.h + s_ref.c, s_fused.h + s_fused.c):
+        assert torch.allclose(ref, fused, rtol=1e-5, atol=0)
 
 
 def test_in_place_step_equals_out_of_place():
@@ -91,13 +122,13 @@ def test_fused_meta_gradient_does_not_depend_on_the_thread_count():
 
 
 def test_a_cached_build_of_another_source_is_not_waited_for(monkeypatch):
-    """The build is named after its source: after the source changes, the old build in the cache is not
+    """The build is named after its source and flags: after either changes, the old build in the cache is not
     taken for the new one, and the new build runs in the background while the caller goes on."""
-    import hashlib
     import threading
     import time
 
-    assert kernels._NAME.endswith(hashlib.sha256(kernels._SOURCE.read_bytes()).hexdigest()[:12])
+    digest = hashlib.sha256(kernels._SOURCE.read_bytes() + " ".join(kernels._FLAGS).encode()).hexdigest()[:12]
+    assert kernels._NAME.endswith(digest)
     assert kernels._cached()  # built by the fixture
     monkeypatch.setattr(kernels, "_NAME", "l2o_lstm_step_" + "0" * 12)  # a version never built here
     assert not kernels._cached()
@@ -145,6 +176,10 @@ def test_fused_meta_gradient_matches_pytorch_autograd(preprocess):
 
 def test_fused_meta_gradient_matches_pytorch_autograd_when_saturated():
     """Meta-gradients through saturated gates (biases of ±100s): finite, and PyTorch's to float32 tolerance."""
+    _check_saturated_meta_gradient()
+
+
+def _check_saturated_meta_gradient():
     torch.manual_seed(2)
     rule = LSTMRule(output_init=1.0)
     with torch.no_grad():
@@ -157,6 +192,23 @@ def test_fused_meta_gradient_matches_pytorch_autograd_when_saturated():
     for ref, fused in zip(_meta_gradients(rule, grads, False), _meta_gradients(rule, grads, True)):
         assert torch.isfinite(fused).all()
         assert torch.allclose(ref, fused, rtol=1e-5, atol=1e-5 * ref.abs().max())
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="an x86 build")
+def test_build_without_avx512_matches_pytorch_when_saturated(monkeypatch):
+    """The kernel as it is built on an x86 machine without AVX-512 (``-mno-avx512f`` plus the flags the
+    library adds there): saturated gates give PyTorch's states and meta-gradients. Without ``-mno-recip``
+    that build's σ of a saturated gate came out one rounding step below 1 and its meta-gradients were off."""
+    from torch.utils.cpp_extension import load
+
+    flags = [f for f in kernels._FLAGS if f != "-mno-recip"] + ["-mno-avx512f", "-mno-recip"]
+    digest = hashlib.sha256(kernels._SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:12]
+    module = load(name="l2o_lstm_step_portable_" + digest, sources=[str(kernels._SOURCE)], extra_cflags=flags,
+                  extra_ldflags=["-fopenmp"], verbose=False)
+    monkeypatch.setitem(kernels._state, "module", module)
+    assert kernels.lstm_step() is module
+    _check_saturated_step(1e4)
+    _check_saturated_meta_gradient()
 
 
 def test_second_order_uses_pytorch_autograd():

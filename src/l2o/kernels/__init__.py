@@ -4,8 +4,8 @@
 optimizer's step and evaluation). It is compiled with ``torch.utils.cpp_extension`` into the torch
 extensions cache (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) the first time it is
 asked for, in a background thread: the caller never waits for the compiler, and keeps using the PyTorch
-implementation until the build is done. Each version of the source is built under its own name
-(``l2o_lstm_step_<hash>``), so an upgrade never blocks on rebuilding a stale cached build.
+implementation until the build is done. Each version of the source and the compiler flags is built under
+its own name (``l2o_lstm_step_<hash>``), so an upgrade never blocks on rebuilding a stale cached build.
 ``scripts/setup.sh`` builds it ahead (``python -m l2o.kernels``).
 Set ``L2O_KERNELS=0`` to never use compiled kernels. A failed build is reported once and never retried
 in that process.
@@ -15,14 +15,32 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import threading
 import time
 import warnings
 from pathlib import Path
 
 _SOURCE = Path(__file__).with_name("lstm_step.cpp")
-# the build is named after its source, so that a cached build of another version is never taken for this one
-_NAME = "l2o_lstm_step_" + hashlib.sha256(_SOURCE.read_bytes()).hexdigest()[:12]
+
+
+def _x86_without_avx512() -> bool:
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return False
+    try:
+        return "avx512f" not in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return True
+
+
+# -mno-recip on x86 without AVX-512: there GCC's -ffast-math turns the vectorised division in σ into a
+# 12-bit estimate and a Newton step, which takes 1/1 one rounding step below 1, so saturated gates would
+# keep a spurious slope σ(1 − σ). (With AVX-512 its 14-bit estimate takes 1/1 to 1 exactly, and the flag
+# would change the rounding of every result meta-trained on such a machine.)
+_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp"] + (["-mno-recip"] if _x86_without_avx512() else [])
+# the build is named after its source and flags, so that a cached build of another version is never taken
+# for this one
+_NAME = "l2o_lstm_step_" + hashlib.sha256(_SOURCE.read_bytes() + " ".join(_FLAGS).encode()).hexdigest()[:12]
 _lock = threading.Lock()
 _state: dict = {"module": None, "thread": None, "error": None, "seconds": None}
 
@@ -39,7 +57,7 @@ def _build() -> None:
         module = load(
             name=_NAME,
             sources=[str(_SOURCE)],
-            extra_cflags=["-O3", "-march=native", "-ffast-math", "-fopenmp"],
+            extra_cflags=_FLAGS,
             extra_ldflags=["-fopenmp"],
             verbose=False,
         )
