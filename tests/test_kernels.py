@@ -201,7 +201,7 @@ def test_build_without_avx512_matches_pytorch_when_saturated(monkeypatch):
     that build's σ of a saturated gate came out one rounding step below 1 and its meta-gradients were off."""
     from torch.utils.cpp_extension import load
 
-    flags = [f for f in kernels._FLAGS if f != "-mno-recip"] + ["-mno-avx512f", "-mno-recip"]
+    flags = kernels._flags(x86_without_avx512=True) + ["-mno-avx512f"]
     digest = hashlib.sha256(kernels._SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:12]
     module = load(name="l2o_lstm_step_portable_" + digest, sources=[str(kernels._SOURCE)], extra_cflags=flags,
                   extra_ldflags=["-fopenmp"], verbose=False)

@@ -33,11 +33,15 @@ def _x86_without_avx512() -> bool:
         return True
 
 
-# -mno-recip on x86 without AVX-512: there GCC's -ffast-math turns the vectorised division in σ into a
-# 12-bit estimate and a Newton step, which takes 1/1 one rounding step below 1, so saturated gates would
-# keep a spurious slope σ(1 − σ). (With AVX-512 its 14-bit estimate takes 1/1 to 1 exactly, and the flag
-# would change the rounding of every result meta-trained on such a machine.)
-_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp"] + (["-mno-recip"] if _x86_without_avx512() else [])
+def _flags(x86_without_avx512: bool) -> list[str]:
+    """The compiler flags. -mno-recip on x86 without AVX-512: there GCC's -ffast-math turns the vectorised
+    division in σ into a 12-bit estimate and a Newton step, which takes 1/1 one rounding step below 1, so
+    saturated gates would keep a spurious slope σ(1 − σ). (With AVX-512 its 14-bit estimate takes 1/1 to 1
+    exactly, and the flag would change the rounding of every result meta-trained on such a machine.)"""
+    return ["-O3", "-march=native", "-ffast-math", "-fopenmp"] + (["-mno-recip"] if x86_without_avx512 else [])
+
+
+_FLAGS = _flags(_x86_without_avx512())
 # the build is named after its source and flags, so that a cached build of another version is never taken
 # for this one
 _NAME = "l2o_lstm_step_" + hashlib.sha256(_SOURCE.read_bytes() + " ".join(_FLAGS).encode()).hexdigest()[:12]
