@@ -199,12 +199,7 @@ def test_build_without_avx512_matches_pytorch_when_saturated(monkeypatch):
     """The kernel as it is built on an x86 machine without AVX-512 (``-mno-avx512f`` plus the flags the
     library adds there): saturated gates give PyTorch's states and meta-gradients. Without ``-mno-recip``
     that build's σ of a saturated gate came out one rounding step below 1 and its meta-gradients were off."""
-    from torch.utils.cpp_extension import load
-
-    flags = kernels._flags(x86_without_avx512=True) + ["-mno-avx512f"]
-    digest = hashlib.sha256(kernels._SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:12]
-    module = load(name="l2o_lstm_step_portable_" + digest, sources=[str(kernels._SOURCE)], extra_cflags=flags,
-                  extra_ldflags=["-fopenmp"], verbose=False)
+    module = kernels._compile(kernels._flags(x86_without_avx512=True) + ["-mno-avx512f"])
     monkeypatch.setitem(kernels._state, "module", module)
     assert kernels.lstm_step() is module
     _check_saturated_step(1e4)

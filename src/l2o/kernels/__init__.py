@@ -41,10 +41,22 @@ def _flags(x86_without_avx512: bool) -> list[str]:
     return ["-O3", "-march=native", "-ffast-math", "-fopenmp"] + (["-mno-recip"] if x86_without_avx512 else [])
 
 
+def _name(flags: list[str]) -> str:
+    """The build is named after its source and flags, so that a cached build of another version is never
+    taken for this one."""
+    return "l2o_lstm_step_" + hashlib.sha256(_SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:12]
+
+
+def _compile(flags: list[str]):
+    """Build (or load from the cache) the kernel compiled with ``flags``."""
+    from torch.utils.cpp_extension import load
+
+    return load(name=_name(flags), sources=[str(_SOURCE)], extra_cflags=flags, extra_ldflags=["-fopenmp"],
+                verbose=False)
+
+
 _FLAGS = _flags(_x86_without_avx512())
-# the build is named after its source and flags, so that a cached build of another version is never taken
-# for this one
-_NAME = "l2o_lstm_step_" + hashlib.sha256(_SOURCE.read_bytes() + " ".join(_FLAGS).encode()).hexdigest()[:12]
+_NAME = _name(_FLAGS)
 _lock = threading.Lock()
 _state: dict = {"module": None, "thread": None, "error": None, "seconds": None}
 
@@ -56,16 +68,7 @@ def enabled() -> bool:
 def _build() -> None:
     t0 = time.perf_counter()
     try:
-        from torch.utils.cpp_extension import load
-
-        module = load(
-            name=_NAME,
-            sources=[str(_SOURCE)],
-            extra_cflags=_FLAGS,
-            extra_ldflags=["-fopenmp"],
-            verbose=False,
-        )
-        _state["module"] = module
+        _state["module"] = _compile(_FLAGS)
     except Exception as e:  # noqa: BLE001 - any build failure means: keep the PyTorch path
         _state["error"] = f"{type(e).__name__}: {e}"
         warnings.warn(f"l2o: the fused LSTM kernel could not be built; using PyTorch ({_state['error'][:300]})")
