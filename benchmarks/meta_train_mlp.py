@@ -1,11 +1,14 @@
 """Meta-training throughput on the paper's MNIST MLP task (784-20-10 sigmoid, batch 128, n = 15,910),
 unroll 20, second derivatives dropped: optimizee steps per second and peak memory, library vs the naive
-eager reference (benchmarks/naive_lstm.py driven by a plain loop). Synthetic inputs of MNIST's shape.
+eager reference (benchmarks/naive_lstm.py driven by a plain loop). The MLP trains on MNIST's images when the
+data step has put them in the data directory (``--data auto``, the default; ``--data mnist`` insists on
+them), otherwise on synthetic inputs of MNIST's shape (``--data synthetic``); the first line printed says
+which. Both implementations hold the same images, so both peak memories include them.
 
 Each implementation runs in its own subprocess (so that peak resident memory is its own), alternating
 library and naive for ``--rounds`` rounds; medians are printed with the ratio.
 
-    .venv/bin/python benchmarks/meta_train_mlp.py [--rounds 3] [--truncations 5]
+    .venv/bin/python benchmarks/meta_train_mlp.py [--rounds 3] [--truncations 5] [--data auto] [--data-dir DIR]
 
 ``--breakdown`` instead times the library's loop by part, per optimizee step (medians over truncations):
 the compiled kernel's forward and backward calls, and everything else in the unroll and in the
@@ -30,17 +33,35 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from naive_lstm import NaiveLSTMOptimizer  # noqa: E402
 
+from l2o import data  # noqa: E402
 from l2o.meta import unroll  # noqa: E402
 from l2o.rules import LSTMRule, detach  # noqa: E402
-from l2o.tasks.mlp import MLPFamily  # noqa: E402
+from l2o.tasks.mlp import ImageMLPFamily, MLPFamily  # noqa: E402
 
 UNROLL = 20
 
 
-def library_truncations(truncations: int):
-    """The library's meta-training loop on one problem; yields, per truncation, the seconds of the unroll,
+def resolve_data(choice: str, data_dir: str | None) -> str:
+    """"mnist" or "synthetic" for ``--data auto|mnist|synthetic``; a clear exit when MNIST is asked for but absent."""
+    if choice == "synthetic":
+        return choice
+    present = all(v == "ok" for v in data.status("mnist", data_dir).values())
+    if present:
+        return "mnist"
+    if choice == "mnist":
+        sys.exit(f"--data mnist: {data.datasets.missing_message('mnist', data.data_dir(data_dir) / 'mnist')}")
+    return "synthetic"
+
+
+def make_task(which: str, data_dir: str | None):
+    """The paper's MNIST MLP (784-20-10 sigmoid, batch 128), one training problem."""
+    family = ImageMLPFamily(data_dir=data_dir) if which == "mnist" else MLPFamily()
+    return family.sample("train", 0, 1)
+
+
+def library_truncations(task, truncations: int):
+    """The library's meta-training loop on ``task``; yields, per truncation, the seconds of the unroll,
     the meta-backward and the meta-optimizer's step. The set-up happens before the first yield's timing."""
-    task = MLPFamily().sample("train", 0, 1)
     rule = LSTMRule(preprocess=True)
     opt = torch.optim.Adam(rule.parameters(), 1e-3)
     params, state = task.init_params(), None
@@ -56,12 +77,11 @@ def library_truncations(truncations: int):
         yield t1 - t0, t2 - t1, time.perf_counter() - t2
 
 
-def library(truncations: int) -> float:
-    return sum(sum(parts) for parts in library_truncations(truncations))
+def library(task, truncations: int) -> float:
+    return sum(sum(parts) for parts in library_truncations(task, truncations))
 
 
-def naive(truncations: int) -> float:
-    task = MLPFamily().sample("train", 0, 1)
+def naive(task, truncations: int) -> float:
     net = NaiveLSTMOptimizer()
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     theta = [p.reshape(-1) for p in task.init_params().values()]
@@ -97,7 +117,7 @@ def naive(truncations: int) -> float:
     return time.perf_counter() - t
 
 
-def breakdown(truncations: int) -> None:
+def breakdown(task, truncations: int, source: str) -> None:
     from l2o import kernels
 
     module = kernels.lstm_step(wait=True)
@@ -119,22 +139,22 @@ def breakdown(truncations: int) -> None:
 
     kernels._state["module"] = Timed()  # the library's own handle on the compiled module (private; a diagnostic)
     rows = []
-    for fwd, bwd, step in library_truncations(truncations + 1):  # the first is a warm-up
+    for fwd, bwd, step in library_truncations(task, truncations + 1):  # the first is a warm-up
         rows.append([fwd - seconds["forward"], seconds["forward"], bwd - seconds["backward"], seconds["backward"],
                      step, fwd + bwd + step])
         seconds.update(forward=0.0, backward=0.0)
     med = [statistics.median(r[i] for r in rows[1:]) / UNROLL * 1e3 for i in range(6)]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; MNIST-shaped MLP, n = 15,910, unroll {UNROLL}; "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {source}, n = 15,910, unroll {UNROLL}; "
           f"ms per optimizee step, medians of {truncations} truncations")
     print(f"unroll:        kernel forward {med[1]:.2f}, everything else {med[0]:.2f}")
     print(f"meta-backward: kernel backward {med[3]:.2f}, everything else {med[2]:.2f}")
     print(f"meta-optimizer step {med[4]:.2f}; total {med[5]:.2f} ms ({1e3 / med[5]:.1f} optimizee steps/s)")
 
 
-def child(which: str, truncations: int) -> None:
+def child(which: str, task, truncations: int) -> None:
     fn = library if which == "library" else naive
-    fn(1)  # warm-up (and the kernel's cache load)
-    seconds = fn(truncations)
+    fn(task, 1)  # warm-up (and the kernel's cache load)
+    seconds = fn(task, truncations)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"steps_per_s": truncations * UNROLL / seconds, "peak_mb": peak_mb}))
 
@@ -144,21 +164,28 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--truncations", type=int, default=5)
     parser.add_argument("--breakdown", action="store_true", help="time the library's loop by part instead")
+    parser.add_argument("--data", choices=["auto", "mnist", "synthetic"], default="auto",
+                        help="the MLP's inputs: MNIST if present (auto), MNIST, or synthetic inputs of its shape")
+    parser.add_argument("--data-dir", help="where the datasets are (default: $L2O_DATA, else ~/.cache/l2o/data)")
     parser.add_argument("--child", choices=["library", "naive"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rounds < 1 or args.truncations < 1:
         parser.error("--rounds and --truncations must be >= 1")
-    if args.breakdown:
-        return breakdown(args.truncations)
+    which_data = resolve_data(args.data, args.data_dir)
     if args.child:
-        return child(args.child, args.truncations)
+        return child(args.child, make_task(which_data, args.data_dir), args.truncations)
+    source = ("MNIST MLP (MNIST images)" if which_data == "mnist" else
+              "MNIST-shaped MLP (synthetic inputs: MNIST is not in the data directory; `l2o data mnist` gets it)")
+    if args.breakdown:
+        return breakdown(make_task(which_data, args.data_dir), args.truncations, source)
     runs = {"library": [], "naive": []}
+    data_args = ["--data", which_data] + (["--data-dir", args.data_dir] if args.data_dir else [])
     for _ in range(args.rounds):
         for which in runs:
-            out = subprocess.run([sys.executable, __file__, "--child", which, "--truncations", str(args.truncations)],
-                                 check=True, capture_output=True, text=True).stdout
+            out = subprocess.run([sys.executable, __file__, "--child", which, "--truncations", str(args.truncations),
+                                  *data_args], check=True, capture_output=True, text=True).stdout
             runs[which].append(json.loads(out.strip().splitlines()[-1]))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; MNIST-shaped MLP, n = 15,910, unroll {UNROLL}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {source}, n = 15,910, unroll {UNROLL}")
     med = {}
     for which, rs in runs.items():
         med[which] = (statistics.median(r["steps_per_s"] for r in rs), statistics.median(r["peak_mb"] for r in rs))
