@@ -42,7 +42,8 @@ UNROLL = 20
 
 
 def resolve_data(choice: str, data_dir: str | None) -> str:
-    """"mnist" or "synthetic" for ``--data auto|mnist|synthetic``; a clear exit when MNIST is asked for but absent."""
+    """The inputs to use, ``mnist`` or ``synthetic``, for ``--data auto|mnist|synthetic``; exits with the data
+    step's instructions when MNIST is asked for but absent."""
     if choice == "synthetic":
         return choice
     present = all(v == "ok" for v in data.status("mnist", data_dir).values())
