@@ -176,7 +176,7 @@ def main() -> None:
     if args.child:
         return child(args.child, make_task(which_data, args.data_dir), args.truncations)
     source = ("MNIST MLP (MNIST images)" if which_data == "mnist" else
-              "MNIST-shaped MLP (synthetic inputs: MNIST is not in the data directory; `l2o data mnist` gets it)")
+              "MNIST-shaped MLP (synthetic inputs: MNIST is missing from the data directory or corrupt; `l2o data mnist` gets it)")
     if args.breakdown:
         return breakdown(make_task(which_data, args.data_dir), args.truncations, source)
     runs = {"library": [], "naive": []}
