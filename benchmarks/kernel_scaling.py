@@ -15,26 +15,20 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from learned_step import H, I, machine_floor  # noqa: E402
+from learned_step import H, machine_floor, step_flops, timeit  # noqa: E402
 
 from l2o import kernels  # noqa: E402
 from l2o.rules import LSTMRule  # noqa: E402
 
 
 def per_call(fn, n: int) -> float:
-    """Seconds per call, enough calls for ~10 ms of work."""
-    calls = max(3, 2_000_000 // (n * 40))
-    fn()
-    t = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - t) / calls
+    """Seconds per call, over enough calls for ~10 ms of work."""
+    return timeit(fn, max(3, 2_000_000 // (n * 40)))
 
 
 def main() -> None:
@@ -49,8 +43,7 @@ def main() -> None:
     if kernel is None:
         sys.exit(f"the compiled kernel is not available: {kernels.build_info()['error']}")
     flops_s, _ = machine_floor(3)
-    forward_flops = 2 * (4 * H * (I + H) + 4 * H * 2 * H + H)
-    floor_ns = forward_flops / flops_s * 1e9
+    floor_ns = step_flops(1) / flops_s * 1e9
     print(f"torch {torch.__version__}; GEMM {flops_s / 1e9:.0f} GFLOP/s (with torch's default "
           f"{torch.get_num_threads()} threads): floor of a forward pass {floor_ns:.1f} ns per coordinate")
     rule = LSTMRule(preprocess=True, output_init=1.0).requires_grad_(False)

@@ -39,6 +39,11 @@ def timeit(fn, reps: int) -> float:
     return (time.perf_counter() - t) / reps
 
 
+def step_flops(n: int) -> int:
+    """Multiply-add FLOPs of one learned step (one forward pass) at n parameters."""
+    return 2 * n * (4 * H * (I + H) + 4 * H * 2 * H + H)
+
+
 def machine_floor(reps: int) -> tuple[float, float]:
     """(FLOP/s of a float32 GEMM, bytes/s of a large copy), best of ``reps``."""
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
@@ -66,7 +71,7 @@ def main() -> None:
     print(f"{'n':>9} {'floor ms':>9} {'library ms':>11} {'optim ms':>9} {'naive ms':>9} {'adam ms':>8} "
           f"{'naive/library':>14} {'library/floor':>14} {'library/adam':>13}")
     for n in args.sizes:
-        flops = 2 * n * (4 * H * (I + H) + 4 * H * 2 * H + H)
+        flops = step_flops(n)
         traffic = 4 * n * (2 * 4 * H + 2)
         floor = max(flops / flops_s, traffic / bytes_s)
         grad = torch.randn(n) * 1e-2
