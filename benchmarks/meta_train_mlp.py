@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from naive_lstm import NaiveLSTMOptimizer  # noqa: E402
 
-from l2o import data  # noqa: E402
+from l2o.data import DataError  # noqa: E402
 from l2o.meta import unroll  # noqa: E402
 from l2o.rules import LSTMRule, detach  # noqa: E402
 from l2o.tasks.mlp import ImageMLPFamily, MLPFamily  # noqa: E402
@@ -41,23 +41,17 @@ from l2o.tasks.mlp import ImageMLPFamily, MLPFamily  # noqa: E402
 UNROLL = 20
 
 
-def resolve_data(choice: str, data_dir: str | None) -> str:
-    """The inputs to use, ``mnist`` or ``synthetic``, for ``--data auto|mnist|synthetic``; exits with the data
-    step's instructions when MNIST is asked for but absent."""
-    if choice == "synthetic":
-        return choice
-    present = all(v == "ok" for v in data.status("mnist", data_dir).values())
-    if present:
-        return "mnist"
-    if choice == "mnist":
-        sys.exit(f"--data mnist: {data.datasets.missing_message('mnist', data.data_dir(data_dir) / 'mnist')}")
-    return "synthetic"
-
-
-def make_task(which: str, data_dir: str | None):
-    """The paper's MNIST MLP (784-20-10 sigmoid, batch 128), one training problem."""
-    family = ImageMLPFamily(data_dir=data_dir) if which == "mnist" else MLPFamily()
-    return family.sample("train", 0, 1)
+def make_task(choice: str, data_dir: str | None):
+    """The paper's MNIST MLP (784-20-10 sigmoid, batch 128), one training problem, and which inputs it has
+    ("mnist" or "synthetic") for ``--data auto|mnist|synthetic``. MNIST comes from the data step, which checks
+    the files; ``auto`` falls back to synthetic inputs, ``mnist`` exits with the data step's message."""
+    if choice != "synthetic":
+        try:
+            return ImageMLPFamily(data_dir=data_dir).sample("train", 0, 1), "mnist"
+        except DataError as e:
+            if choice == "mnist":
+                sys.exit(f"--data mnist: {e}")
+    return MLPFamily().sample("train", 0, 1), "synthetic"
 
 
 def library_truncations(task, truncations: int):
@@ -172,13 +166,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1 or args.truncations < 1:
         parser.error("--rounds and --truncations must be >= 1")
-    which_data = resolve_data(args.data, args.data_dir)
+    task, which_data = make_task(args.data, args.data_dir)
     if args.child:
-        return child(args.child, make_task(which_data, args.data_dir), args.truncations)
+        return child(args.child, task, args.truncations)
     source = ("MNIST MLP (MNIST images)" if which_data == "mnist" else
               "MNIST-shaped MLP (synthetic inputs: MNIST is missing from the data directory or corrupt; `l2o data mnist` gets it)")
     if args.breakdown:
-        return breakdown(make_task(which_data, args.data_dir), args.truncations, source)
+        return breakdown(task, args.truncations, source)
     runs = {"library": [], "naive": []}
     data_args = ["--data", which_data] + (["--data-dir", args.data_dir] if args.data_dir else [])
     for _ in range(args.rounds):
