@@ -39,9 +39,9 @@ def main() -> None:
     args = parser.parse_args()
     if min(args.sizes) < 1 or min(args.threads) < 1 or args.reps < 1:
         parser.error("--sizes, --threads and --reps must be >= 1")
-    kernel = kernels.lstm_step(wait=True)
+    kernel = kernels.lstm_step()
     if kernel is None:
-        sys.exit(f"the compiled kernel is not available: {kernels.build_info()['error']}")
+        sys.exit(f"the compiled kernel is not available: {kernels.status()['error']}")
     flops_s, _ = machine_floor(3)
     floor_ns = step_flops(1) / flops_s * 1e9
     print(f"torch {torch.__version__}; GEMM {flops_s / 1e9:.0f} GFLOP/s (with torch's default "

@@ -60,9 +60,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=7)
     args = parser.parse_args()
     t = time.perf_counter()
-    ready = kernels.lstm_step(wait=True) is not None
+    ready = kernels.lstm_step() is not None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fused kernel "
-          f"{'ready' if ready else 'NOT available: ' + str(kernels.build_info()['error'])} "
+          f"{'ready' if ready else 'NOT available: ' + str(kernels.status()['error'])} "
           f"(build or cache load: {time.perf_counter() - t:.1f} s)")
     flops_s, bytes_s = machine_floor(3)
     print(f"machine: GEMM {flops_s / 1e9:.0f} GFLOP/s, copy bandwidth {bytes_s / 1e9:.1f} GB/s")

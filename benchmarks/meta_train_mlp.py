@@ -115,9 +115,9 @@ def naive(task, truncations: int) -> float:
 def breakdown(task, truncations: int, source: str) -> None:
     from l2o import kernels
 
-    module = kernels.lstm_step(wait=True)
+    module = kernels.lstm_step()
     if module is None:
-        sys.exit(f"the compiled kernel is not available: {kernels.build_info()['error']}")
+        sys.exit(f"the compiled kernel is not available: {kernels.status()['error']}")
     seconds = {"forward": 0.0, "backward": 0.0}
 
     class Timed:  # the compiled module, with its two calls timed

@@ -1,6 +1,5 @@
 """The compiled fused LSTM step against the PyTorch implementation, to float32 tolerance."""
 
-import hashlib
 import platform
 import shutil
 
@@ -15,7 +14,7 @@ from l2o.rules import LSTMRule
 def built():
     if shutil.which("c++") is None and shutil.which("g++") is None:
         pytest.skip("no C++ compiler on this machine: l2o uses its PyTorch implementation")
-    assert kernels.lstm_step(wait=True) is not None, kernels.build_info()
+    assert kernels.lstm_step() is not None, kernels.status()
 
 
 def _states_close(a, b, tol=1e-5):
@@ -32,9 +31,9 @@ def test_fused_step_matches_pytorch(preprocess, n):
     s_ref, s_fused = rule.init_flat(n), rule.init_flat(n)
     with torch.no_grad():
         for g in grads:
-            rule.use_kernel = False
+            rule.set_implementation("torch")
             u_ref, s_ref = rule.step_flat(g, s_ref)
-            rule.use_kernel = True
+            rule.set_implementation("fused")
             u_fused, s_fused = rule.step_flat(g, s_fused)
             assert torch.allclose(u_ref, u_fused, atol=1e-6, rtol=1e-5)
             assert _states_close(s_ref, s_fused)
@@ -59,9 +58,9 @@ def _check_saturated_step(spread):
     state = rule.init_flat(n)
     state = type(state)(tuple(torch.randn(n, 20) for _ in range(2)), tuple(torch.randn(n, 20) * 5 for _ in range(2)))
     with torch.no_grad():
-        rule.use_kernel = False
+        rule.set_implementation("torch")
         u_ref, s_ref = rule.step_flat(g, state)
-        rule.use_kernel = True
+        rule.set_implementation("fused")
         u_fused, s_fused = rule.step_flat(g, state)
     assert rule.cells[0].bias_ih.abs().max() > 100  # the test reaches the range where e^x overflows
     assert torch.isfinite(u_fused).all() and all(torch.isfinite(t).all() for t in s_fused.h + s_fused.c)
@@ -85,9 +84,9 @@ def test_fused_step_keeps_relative_accuracy_near_zero():
     n = 64
     g = torch.randn(n)
     with torch.no_grad():
-        rule.use_kernel = False
+        rule.set_implementation("torch")
         _, s_ref = rule.step_flat(g, rule.init_flat(n))
-        rule.use_kernel = True
+        rule.set_implementation("fused")
         _, s_fused = rule.step_flat(g, rule.init_flat(n))
     assert s_ref.c[0].abs().max() < 1e-3  # the range where only relative accuracy tests anything
     for ref, fused in zip(s_ref.h + s_ref.c, s_fused.h + s_fused.c):
@@ -121,35 +120,57 @@ def test_fused_meta_gradient_does_not_depend_on_the_thread_count():
     assert all(torch.equal(a, b) for a, b in zip(*out))
 
 
-def test_a_cached_build_of_another_source_is_not_waited_for(monkeypatch):
-    """The build is named after its source and flags: after either changes, the old build in the cache is not
-    taken for the new one, and the new build runs in the background while the caller goes on."""
-    import threading
-    import time
+def test_the_build_is_named_after_source_flags_torch_and_cpu(monkeypatch):
+    """Everything the binary depends on is in its name, so a cache shared across machines or versions holds
+    one build of each and never hands one to another."""
+    from l2o.kernels import build
 
-    digest = hashlib.sha256(kernels._SOURCE.read_bytes() + " ".join(kernels._FLAGS).encode()).hexdigest()[:12]
-    assert kernels._NAME.endswith(digest)
-    assert kernels._cached()  # built by the fixture
-    monkeypatch.setattr(kernels, "_NAME", "l2o_lstm_step_" + "0" * 12)  # a version never built here
-    assert not kernels._cached()
-    release = threading.Event()
-    monkeypatch.setattr(kernels, "_build", lambda: release.wait(30))
-    monkeypatch.setattr(kernels, "_state", {"module": None, "thread": None, "error": None, "seconds": None})
-    t0 = time.perf_counter()
-    assert kernels.lstm_step() is None
-    assert time.perf_counter() - t0 < 1.0
-    release.set()
+    spec = kernels.spec()
+    name = spec.name()
+    assert build.find(spec)[1] is None  # built by the fixture
+    other_flags = kernels.spec(list(spec.flags) + ["-mno-recip"])
+    assert other_flags.name() != name
+    identity = spec.identity()
+    for key, value in [("torch", "0.0"), ("python", "cpython-00"), ("cpu", {"model name": "another"})]:
+        assert spec.name({**identity, key: value}) != name
+    monkeypatch.setattr(build, "cpu_identity", lambda: {"machine": "x86_64", "model name": "another CPU"})
+    assert spec.name() != name and build.find(spec)[1] == "not built yet"
 
 
 def test_kernels_can_be_switched_off(monkeypatch):
+    """L2O_KERNELS=0: no kernel; "auto" resolves to torch and says so once; "fused" is refused clearly."""
     monkeypatch.setenv("L2O_KERNELS", "0")
-    assert kernels.lstm_step() is None
+    monkeypatch.setattr(kernels, "_warned", set())
+    assert kernels.lstm_step() is None and kernels.status()["error"] == "disabled by L2O_KERNELS=0"
+    with pytest.warns(kernels.KernelUnavailableWarning, match="disabled by L2O_KERNELS=0"):
+        rule = LSTMRule()
+    assert rule.implementation == "torch" and rule.implementation_info() == {"implementation": "torch", "kernel": None}
+    with pytest.raises(RuntimeError, match="implementation='fused' was asked for, but the kernel is not available"):
+        LSTMRule(implementation="fused")
+
+
+def test_implementation_is_resolved_when_built_and_when_moved():
+    rule = LSTMRule()
+    assert rule.implementation == "fused"
+    assert rule.implementation_info() == {"implementation": "fused", "kernel": kernels.spec().name()}
+    assert rule.double().implementation == "torch"  # float64: the kernel does not apply
+    assert rule.float().implementation == "fused"
+    assert LSTMRule(hidden_size=10).implementation == "torch"
+    assert LSTMRule(implementation="torch").implementation == "torch"
+    with pytest.raises(RuntimeError, match="specialised for 2 layers of 20 units"):
+        LSTMRule(hidden_size=10, implementation="fused")
+    with pytest.raises(RuntimeError, match="float32 on the CPU"):
+        LSTMRule(implementation="fused").double()
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        LSTMRule(implementation="cuda")
+    with pytest.raises(ValueError, match="runs the fused kernel .* torch.float64 gradient"):
+        rule.step_flat(torch.zeros(3, dtype=torch.float64), rule.init_flat(3))
 
 
 def _meta_gradients(rule, grads, use_kernel):
     """Gradients of the rule's weights and of the initial h¹ through len(grads) steps, either path."""
     n = grads[0].shape[0]
-    rule.use_kernel = use_kernel
+    rule.set_implementation("fused" if use_kernel else "torch")
     rule.zero_grad()
     state = rule.init_flat(n)
     h0 = state.h[0].clone().requires_grad_()
@@ -157,7 +178,7 @@ def _meta_gradients(rule, grads, use_kernel):
     total = 0
     for g in grads:
         update, state = rule.step_flat(g, state)
-        assert (update.grad_fn.name() == "_FusedStepBackward") == use_kernel
+        assert (update.grad_fn.name() == "FusedStepBackward") == use_kernel
         total = total + (update * torch.arange(n)).sum() + 0.3 * state.h[1].sum() + 0.1 * state.c[0].pow(2).sum()
     total.backward()
     return [p.grad.clone() for p in rule.parameters()] + [h0.grad.clone()]
@@ -199,7 +220,9 @@ def test_build_without_avx512_matches_pytorch_when_saturated(monkeypatch):
     """The kernel as it is built on an x86 machine without AVX-512 (``-mno-avx512f`` plus the flags the
     library adds there): saturated gates give PyTorch's states and meta-gradients. Without ``-mno-recip``
     that build's σ of a saturated gate came out one rounding step below 1 and its meta-gradients were off."""
-    module = kernels._compile(kernels._flags(x86_without_avx512=True) + ["-mno-avx512f"])
+    from l2o.kernels.build import obtain
+
+    module, _ = obtain(kernels.spec(kernels._flags(x86_without_avx512=True) + ["-mno-avx512f"]))
     monkeypatch.setitem(kernels._state, "module", module)
     assert kernels.lstm_step() is module
     _check_saturated_step(1e4)
@@ -207,7 +230,10 @@ def test_build_without_avx512_matches_pytorch_when_saturated(monkeypatch):
 
 
 def test_second_order_uses_pytorch_autograd():
+    """A gradient that itself requires grad (second-order meta-training) goes through PyTorch's autograd even
+    when the rule runs the fused kernel, which treats the gradient as a constant."""
     rule = LSTMRule()
+    assert rule.implementation == "fused"
     g = torch.randn(5, requires_grad=True)
     update, _ = rule.step_flat(g, rule.init_flat(5))
-    assert update.grad_fn.name() != "_FusedStepBackward"
+    assert update.grad_fn.name() != "FusedStepBackward"

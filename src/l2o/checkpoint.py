@@ -32,18 +32,37 @@ class CheckpointError(ValueError):
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``path`` so that it is always either its old content or the new one, never a mix: the data go
+    to ``.NAME.*.tmp`` beside it, are flushed to disk, and replace ``path`` in one rename. A failure (a full
+    or read-only disk) raises an OSError that names the file and says that the old one is intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        kept = "the previous file is left as it was" if path.exists() else "nothing was written"
+        raise OSError(e.errno, f"cannot write {path}: {e.strerror or e}; {kept}") from e
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Remove the temporary files that writes interrupted by a kill left in ``folder``; how many there were."""
+    count = 0
+    for tmp in Path(folder).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+        count += 1
+    return count
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -133,17 +152,22 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
 
 
 def save_rule(path: str | os.PathLike, rule: torch.nn.Module, info: dict[str, Any] | None = None) -> None:
-    save(path, dict(rule.state_dict()), "rule", {"rule": rule.config(), "info": info or {}})
+    """A rule's weights and settings, with ``info`` and the implementation that computed it (``implementation``)."""
+    from l2o.rules.base import implementation_of
+
+    info = {**(info or {}), "implementation": implementation_of(rule)}
+    save(path, dict(rule.state_dict()), "rule", {"rule": rule.config(), "info": info})
 
 
-def load_rule(name_or_path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Rebuild a learned rule with its weights from a shipped name or a checkpoint path."""
+def load_rule(name_or_path: str | os.PathLike, device: str | torch.device = "cpu", implementation: str = "auto"):
+    """Rebuild a learned rule with its weights from a shipped name or a checkpoint path, on ``device``,
+    computed by ``implementation`` ("auto", "torch" or "fused")."""
     from l2o.rules import make_rule  # rules import nothing from here; keep the dependency one-way
 
     path = resolve(name_or_path)
     tensors, doc = load(path, "rule")
     try:
-        rule = make_rule(**doc["rule"])
+        rule = make_rule(**doc["rule"], implementation=implementation)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: cannot rebuild the rule from its settings {doc.get('rule')}: {e}") from e
     try:

@@ -16,6 +16,7 @@ import torch
 from l2o import checkpoint
 from l2o.evaluate import evaluate, load_results, save_results, table
 from l2o.meta.train import TrainConfig, load_latest, meta_train
+from l2o.rules.base import describe_implementation
 from l2o.rules.lstm import LSTMConfig, LSTMRule
 from l2o.tasks import FAMILIES, make_family
 from l2o.tasks.mlp import MLPConfig
@@ -86,6 +87,13 @@ def _family(args):
     return make_family(args.task, data_dir=args.data_dir, **config)
 
 
+def _implementation_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--implementation", default="auto", choices=["auto", "torch", "fused"],
+                        help="what computes the LSTM's steps: the compiled fused kernel (float32 on the CPU), PyTorch, "
+                             "or auto: fused where it applies and is available (`python -m l2o.kernels` says), else "
+                             "PyTorch; recorded in every file the command writes (default: auto)")
+
+
 def _common(parser: argparse.ArgumentParser, threads: int = 0) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     parser.add_argument("--threads", type=int, default=threads,
@@ -95,7 +103,7 @@ def _common(parser: argparse.ArgumentParser, threads: int = 0) -> None:
 
 def cmd_train(args) -> None:
     family = _family(args)
-    rule = LSTMRule(from_args(args, LSTMConfig, "lstm-"))
+    rule = LSTMRule(from_args(args, LSTMConfig, "lstm-"), implementation=args.implementation)
     cfg = from_args(args, TrainConfig)
     result = meta_train(family, rule, cfg, args.out, resume=args.resume, progress=not args.no_progress,
                         device=_device(args.device))
@@ -103,6 +111,7 @@ def cmd_train(args) -> None:
     print(f"meta-trained {s.episode}/{cfg.episodes} episodes in {s.seconds:.0f} s; best validation "
           f"{cfg.val_metric} loss {s.best_metric:.4g} at episode {s.best_episode}; "
           f"{s.nan_skips} non-finite meta-steps skipped")
+    print(describe_implementation(result.rule))
     print(f"best optimizer: {Path(args.out) / 'best.safetensors'}")
 
 
@@ -122,7 +131,7 @@ def cmd_evaluate(args) -> None:
     rules = {}
     for spec in args.learned:
         label, _, source = spec.rpartition("=")
-        rules[label or Path(source).stem] = checkpoint.load_rule(source)
+        rules[label or Path(source).stem] = checkpoint.load_rule(source, implementation=args.implementation)
     if args.tuning:
         rules.update(tuned_rules(load_tuning(args.tuning)))
     if not rules:
@@ -226,7 +235,7 @@ def cmd_quadratic(args) -> None:
 
     settings = _experiment_settings(args, quadratic, QuadraticConfig)
     quadratic.run(args.out, settings, resume=args.resume, progress=not args.no_progress, device=_device(args.device),
-                  command=shlex.join(["l2o", *args.argv]))
+                  command=shlex.join(["l2o", *args.argv]), implementation=args.implementation)
 
 
 def cmd_mnist(args) -> None:
@@ -234,7 +243,7 @@ def cmd_mnist(args) -> None:
 
     settings = _experiment_settings(args, mnist, MLPConfig)
     mnist.run(args.out, settings, resume=not args.restart, data_dir=args.data_dir, progress=not args.no_progress,
-              device=_device(args.device), command=shlex.join(["l2o", *args.argv]))
+              device=_device(args.device), command=shlex.join(["l2o", *args.argv]), implementation=args.implementation)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/quadratic", help="output folder (default: runs/quadratic)")
     p.add_argument("--resume", action="store_true", help="continue the meta-training saved in OUT/train")
     _experiment_flags(p, quadratic, QuadraticConfig)
+    _implementation_arg(p)
     _common(p)
     p.set_defaults(fn=cmd_quadratic)
 
@@ -257,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "tasks whose settings match are reused)")
     _data_dir_arg(p)
     _experiment_flags(p, mnist, MLPConfig)
+    _implementation_arg(p)
     _common(p)
     p.set_defaults(fn=cmd_mnist)
 
@@ -266,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     _family_args(p)
     add_dataclass(p, LSTMConfig, "lstm-")
     add_dataclass(p, TrainConfig)
+    _implementation_arg(p)
     _common(p)
     p.set_defaults(fn=cmd_train)
 
@@ -291,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--problems", type=int, default=1000, help="test problems (default: 1000)")
     p.add_argument("--seed", type=int, default=0)
     _family_args(p)
+    _implementation_arg(p)
     _common(p)
     p.set_defaults(fn=cmd_evaluate)
 
@@ -339,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         args.fn(args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError) as e:  # OSError: missing files, a full or read-only disk, ...
         print(f"l2o: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

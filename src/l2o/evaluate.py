@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from l2o import checkpoint
 from l2o.meta.unroll import unroll
-from l2o.rules.base import UpdateRule
+from l2o.rules.base import UpdateRule, implementation_of
 from l2o.tasks.base import TaskFamily
 
 
@@ -66,7 +66,7 @@ def evaluate(
         if isinstance(rule, torch.nn.Module):
             rule.eval().to(device)
         losses = unroll(rule, task, steps).losses
-        out["rules"][label] = {"rule": rule.config(), **summarize(losses)}
+        out["rules"][label] = {"rule": rule.config(), "implementation": implementation_of(rule), **summarize(losses)}
     return out
 
 

@@ -36,11 +36,14 @@ class LearnedOptimizer(Optimizer):
 
     ``checkpoint``: a shipped optimizer's name (``l2o.pretrained()``), a .safetensors checkpoint, or a
     training run's folder. ``lr``: the update scale (per parameter group; schedulers may change it).
+    ``implementation``: the learned rule's ("auto": the compiled fused kernel for float32 CPU parameters
+    where it is available, else PyTorch; "torch"; "fused"), resolved once per device and dtype.
     """
 
-    def __init__(self, params, checkpoint: str = "quadratic", lr: float = 1.0):
+    def __init__(self, params, checkpoint: str = "quadratic", lr: float = 1.0, implementation: str = "auto"):
         _check_lr(lr)
-        self.rule = load_rule(checkpoint).requires_grad_(False).eval()
+        self.implementation = implementation
+        self.rule = load_rule(checkpoint, implementation=implementation).requires_grad_(False).eval()
         self.checkpoint = str(checkpoint)
         self._rules: dict[tuple, torch.nn.Module] = {}
         super().__init__(params, {"lr": lr})
@@ -54,7 +57,8 @@ class LearnedOptimizer(Optimizer):
         key = (p.device, p.dtype)
         if key not in self._rules:
             self._rules[key] = self.rule if key == (torch.device("cpu"), torch.float32) else \
-                load_rule(self.checkpoint).requires_grad_(False).eval().to(device=p.device, dtype=p.dtype)
+                load_rule(self.checkpoint, implementation=self.implementation).requires_grad_(False).eval().to(
+                    device=p.device, dtype=p.dtype)
         return self._rules[key]
 
     @torch.no_grad()

@@ -37,6 +37,7 @@ from l2o import checkpoint
 from l2o.evaluate import evaluate, load_results, save_results, table
 from l2o.meta.train import TrainConfig, meta_train
 from l2o.plots import plot_curves, plot_history, plot_panels, plot_sweep, plot_tuning
+from l2o.rules.base import describe_implementation, implementation_of
 from l2o.rules.lstm import LSTMConfig, LSTMRule
 from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
 from l2o.tune import load_tuning, lr_grid, save_tuning, tune, tuned_rules
@@ -134,7 +135,9 @@ def run_task(name: str, cfg: MLPConfig, steps: int, rule, s: Settings, out: Path
     rules = {LEARNED: rule, **tuned_rules(tuning)}
     expect = {"task": family.config(), "steps": steps, "num_problems": e.test_problems, "learned_sha256": weights_sha(rule)}
     if _fresh(results_path, expect) and all(
-            load_results(results_path)["rules"].get(k, {}).get("rule") == r.config() for k, r in rules.items()):
+            load_results(results_path)["rules"].get(k, {}).get("rule") == r.config()
+            and load_results(results_path)["rules"][k].get("implementation") == implementation_of(r)
+            for k, r in rules.items()):
         results = load_results(results_path)
     else:
         results = evaluate(rules, family, steps=steps, num_problems=e.test_problems, progress=progress,
@@ -166,8 +169,10 @@ def describe(cfg: MLPConfig, steps: int) -> str:
 
 
 def run(out: str | Path, settings: Settings | None = None, *, resume: bool = True, data_dir=None,
-        progress: bool = True, device: str = "cpu", command: str | None = None, log=print) -> dict:
-    """Run the MNIST suite into folder ``out``; returns the summary."""
+        progress: bool = True, device: str = "cpu", command: str | None = None, log=print,
+        implementation: str = "auto") -> dict:
+    """Run the MNIST suite into folder ``out``; returns the summary. ``implementation``: the LSTM's ("auto",
+    "torch", "fused"), recorded in every file the suite writes."""
     s = settings or Settings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -178,7 +183,7 @@ def run(out: str | Path, settings: Settings | None = None, *, resume: bool = Tru
         f"{s.train.problems} problems)")
     family = ImageMLPFamily(s.task, data_dir=data_dir)
     resume = resume and (out / "train" / "state.safetensors").is_file()
-    result = meta_train(family, LSTMRule(s.rule), s.train, out / "train", resume=resume, progress=progress,
+    result = meta_train(family, LSTMRule(s.rule, implementation=implementation), s.train, out / "train", resume=resume, progress=progress,
                         device=device, info={"task": "mnist", "description": describe(s.task, s.experiment.steps)})
     plot_history(out / "train" / "history.csv", out / "train" / "history.png")
     log(f"    meta-training took {result.state.seconds:.0f} s; best validation at episode "
@@ -211,6 +216,7 @@ def run(out: str | Path, settings: Settings | None = None, *, resume: bool = Tru
         "best_episode": result.state.best_episode,
         "tasks": {k: {"description": describe(*tasks[k]), **headline(v)} for k, v in results.items()},
         "total_seconds": round(time.perf_counter() - started, 1),
+        "implementation": implementation_of(result.rule),
         "settings": {k: asdict(getattr(s, k)) for k in ("task", "rule", "train", "experiment")},
         "machine": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
                     "threads": torch.get_num_threads(), "device": device},
@@ -218,7 +224,7 @@ def run(out: str | Path, settings: Settings | None = None, *, resume: bool = Tru
     checkpoint.write_json(out / "summary.json", summary)
     md = [f"MNIST suite: one LSTM optimizer meta-trained on the base task ({result.state.seconds / 60:.1f} min), "
           f"evaluated on {s.experiment.test_problems} held-out test problems per task; baselines tuned per task on "
-          f"{s.experiment.tune_problems} validation problems.\n",
+          f"{s.experiment.tune_problems} validation problems. {describe_implementation(result.rule)}\n",
           "| task | optimizee | LSTM final loss | best tuned baseline | its final loss | LSTM / best | LSTM beats all |",
           "|---|---|---|---|---|---|---|"]
     for k, h in summary["tasks"].items():

@@ -23,6 +23,7 @@ from l2o import checkpoint
 from l2o.evaluate import evaluate, save_results, table
 from l2o.meta.train import TrainConfig, meta_train
 from l2o.plots import plot_curves, plot_history, plot_tuning
+from l2o.rules.base import describe_implementation, implementation_of
 from l2o.rules.lstm import LSTMConfig, LSTMRule
 from l2o.tasks.quadratic import QuadraticConfig, QuadraticFamily
 from l2o.tune import lr_grid, save_tuning, tune, tuned_rules
@@ -52,8 +53,9 @@ class Settings:
 
 
 def run(out: str | Path, settings: Settings | None = None, *, resume: bool = False, progress: bool = True,
-        device: str = "cpu", command: str | None = None, log=print) -> dict:
-    """Run the whole experiment into folder ``out``; returns the summary."""
+        device: str = "cpu", command: str | None = None, log=print, implementation: str = "auto") -> dict:
+    """Run the whole experiment into folder ``out``; returns the summary. ``implementation``: the LSTM's
+    ("auto", "torch", "fused"), recorded in every file the experiment writes."""
     s = settings or Settings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -70,7 +72,7 @@ def run(out: str | Path, settings: Settings | None = None, *, resume: bool = Fal
         log(f"    {name:8s} lr {b['lr']:.3g}: validation final loss {b['score']:.4g}{edge}")
 
     log(f"2/3 meta-training the LSTM optimizer ({s.train.episodes} episodes × {s.train.problems} problems)")
-    rule = LSTMRule(s.rule)
+    rule = LSTMRule(s.rule, implementation=implementation)
     result = meta_train(family, rule, s.train, out / "train", resume=resume, progress=progress, device=device,
                         info={"task": "quadratic", "description": "10-d quadratics ||Wθ − y||², 100 steps"})
     plot_history(out / "train" / "history.csv", out / "train" / "history.png")
@@ -96,6 +98,7 @@ def run(out: str | Path, settings: Settings | None = None, *, resume: bool = Fal
         "ratio_final_vs_best_baseline": learned["final_mean"] / best["final_mean"],
         "meta_train_seconds": round(result.state.seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
+        "implementation": implementation_of(result.rule),
         "settings": {k: asdict(getattr(s, k)) for k in ("task", "rule", "train", "experiment")},
         "machine": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
                     "threads": torch.get_num_threads(), "device": device},
@@ -105,7 +108,7 @@ def run(out: str | Path, settings: Settings | None = None, *, resume: bool = Fal
           f"(baselines tuned on {s.experiment.tune_problems} validation problems).\n\n" + table(results) +
           f"\nLearned / best tuned baseline ({best_name}) at step {results['steps']}: "
           f"**{summary['ratio_final_vs_best_baseline']:.3f}×**. Meta-training wall-clock: "
-          f"{summary['meta_train_seconds']:.0f} s.\n")
+          f"{summary['meta_train_seconds']:.0f} s. {describe_implementation(result.rule)}\n")
     checkpoint.atomic_write_text(out / "results.md", md)
     log("")
     log(md)

@@ -1,27 +1,31 @@
-"""Compiled kernels, built on first use and cached; the library falls back to PyTorch until they are ready.
+"""Compiled kernels, built once per machine and cached; the library's PyTorch implementation where they cannot be.
 
-``lstm_step`` (lstm_step.cpp) fuses a whole coordinatewise LSTM step without autograd (the learned
-optimizer's step and evaluation). It is compiled with ``torch.utils.cpp_extension`` into the torch
-extensions cache (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) the first time it is
-asked for, in a background thread: the caller never waits for the compiler, and keeps using the PyTorch
-implementation until the build is done. Each version of the source and the compiler flags is built under
-its own name (``l2o_lstm_step_<hash>``), so an upgrade never blocks on rebuilding a stale cached build.
-``scripts/setup.sh`` builds it ahead (``python -m l2o.kernels``).
-Set ``L2O_KERNELS=0`` to never use compiled kernels. A failed build is reported once and never retried
-in that process.
+``lstm_step`` (lstm_step.cpp) fuses a whole coordinatewise LSTM step, with its own backward pass (the
+learned optimizer's step, evaluation and first-order meta-training on float32 CPU tensors); ``fused_lstm``
+binds it to autograd. How a build is made, cached and kept safe from killed or concurrent processes:
+``l2o.kernels.build``.
+
+Asking for the kernel (``lstm_step()``) loads it from the cache, or compiles it there and waits (30–60 s,
+once per machine; ``python -m l2o.kernels`` does it ahead and says which implementation is in use). The
+answer is settled once per process: a rule's implementation never depends on timing. Set ``L2O_KERNELS=0``
+to never use compiled kernels.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import threading
-import time
 import warnings
 from pathlib import Path
 
+from l2o.kernels.build import BuildError, Spec, cache_dir, obtain
+
 _SOURCE = Path(__file__).with_name("lstm_step.cpp")
+
+
+class KernelUnavailableWarning(RuntimeWarning):
+    """The learned optimizer runs on PyTorch because the fused kernel cannot be had (said once per process)."""
 
 
 def _x86_without_avx512() -> bool:
@@ -41,70 +45,68 @@ def _flags(x86_without_avx512: bool) -> list[str]:
     return ["-O3", "-march=native", "-ffast-math", "-fopenmp"] + (["-mno-recip"] if x86_without_avx512 else [])
 
 
-def _name(flags: list[str]) -> str:
-    """The build is named after its source and flags, so that a cached build of another version is never
-    taken for this one."""
-    return "l2o_lstm_step_" + hashlib.sha256(_SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:12]
+def spec(flags: list[str] | None = None) -> Spec:
+    """The fused LSTM kernel built with ``flags`` (default: this machine's)."""
+    flags = _flags(_x86_without_avx512()) if flags is None else flags
+    return Spec("l2o_lstm_step", _SOURCE, tuple(flags), ("-fopenmp",))
 
 
-def _compile(flags: list[str]):
-    """Build (or load from the cache) the kernel compiled with ``flags``."""
-    from torch.utils.cpp_extension import load
-
-    return load(name=_name(flags), sources=[str(_SOURCE)], extra_cflags=flags, extra_ldflags=["-fopenmp"],
-                verbose=False)
-
-
-_FLAGS = _flags(_x86_without_avx512())
-_NAME = _name(_FLAGS)
 _lock = threading.Lock()
-_state: dict = {"module": None, "thread": None, "error": None, "seconds": None}
+_state: dict = {"resolved": False, "module": None, "error": None, "facts": {}}
+_warned: set[str] = set()
 
 
 def enabled() -> bool:
     return os.environ.get("L2O_KERNELS", "1") != "0"
 
 
-def _build() -> None:
-    t0 = time.perf_counter()
-    try:
-        _state["module"] = _compile(_FLAGS)
-    except Exception as e:  # noqa: BLE001 - any build failure means: keep the PyTorch path
-        _state["error"] = f"{type(e).__name__}: {e}"
-        warnings.warn(f"l2o: the fused LSTM kernel could not be built; using PyTorch ({_state['error'][:300]})")
-    finally:
-        _state["seconds"] = time.perf_counter() - t0
+def lstm_step():
+    """The compiled fused LSTM step, or None if it cannot be had here (``status()["error"]`` says why).
 
-
-def _cached() -> bool:
-    """Whether a build of the kernel is already in the extensions cache (loading it takes a fraction of a second)."""
-    try:
-        from torch.utils.cpp_extension import _get_build_directory
-
-        return any(Path(_get_build_directory(_NAME, False)).glob(f"{_NAME}*.so"))
-    except Exception:  # noqa: BLE001 - a private helper; without it, build in the background
-        return False
-
-
-def lstm_step(wait: bool = False):
-    """The compiled module, or None while it is being built (or if it cannot be).
-
-    A build already in the cache is loaded at once; a first build runs in the background unless ``wait``.
+    Settled once per process: a cached build is loaded; otherwise it is compiled now (the caller waits).
     """
     if not enabled():
         return None
-    if _state["module"] is not None:
-        return _state["module"]
-    wait = wait or (_state["thread"] is None and _cached())
     with _lock:
-        if _state["error"] is None and _state["thread"] is None:
-            _state["thread"] = threading.Thread(target=_build, name="l2o-kernel-build", daemon=True)
-            _state["thread"].start()
-    if wait and _state["thread"] is not None:
-        _state["thread"].join()
+        if not _state["resolved"]:
+            try:
+                _state["module"], _state["facts"] = obtain(spec())
+            except (BuildError, ImportError, OSError) as e:
+                _state["error"] = f"{type(e).__name__}: {e}"
+            _state["resolved"] = True
     return _state["module"]
 
 
-def build_info() -> dict:
-    """Whether the kernel is ready, how long its build (or cache load) took, and any error."""
-    return {"ready": _state["module"] is not None, "seconds": _state["seconds"], "error": _state["error"]}
+def status() -> dict:
+    """Whether the fused kernel is in use in this process, its build name and file, and any error."""
+    if not enabled():
+        return {"ready": False, "error": "disabled by L2O_KERNELS=0", "name": None}
+    lstm_step()
+    facts = _state["facts"]
+    return {"ready": _state["module"] is not None, "error": _state["error"], "name": facts.get("name"),
+            "path": facts.get("path"), "built": facts.get("built"), "seconds": facts.get("seconds")}
+
+
+def build_name() -> str | None:
+    """The build identity recorded with results that used the fused kernel (None where it is not in use)."""
+    return status()["name"]
+
+
+def unavailable_reason() -> str:
+    return status()["error"] or "unknown"
+
+
+def warn_unavailable() -> None:
+    """Say once per process that the learned optimizer runs without the fused kernel, and why."""
+    reason = unavailable_reason()
+    if "unavailable" in _warned:
+        return
+    _warned.add("unavailable")
+    warnings.warn(
+        f"l2o: the LSTM optimizer runs on its PyTorch implementation (5-20x slower) because the fused kernel "
+        f"is not available: {reason[:500]}. `python -m l2o.kernels` builds it and says more.",
+        KernelUnavailableWarning, stacklevel=3)
+
+
+__all__ = ["BuildError", "KernelUnavailableWarning", "build_name", "cache_dir", "enabled", "lstm_step", "spec",
+           "status", "warn_unavailable"]

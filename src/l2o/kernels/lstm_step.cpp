@@ -1,7 +1,7 @@
 // Fused coordinatewise LSTM step (no autograd): preprocessing, two LSTM cells and the output layer for
 // every coordinate in one pass, so each coordinate's 80 floats of state are read once and written once
 // and the gates never leave the registers/L1 cache. Coordinates are independent; blocks of them run in
-// parallel. Built on first use (torch.utils.cpp_extension) and cached; see l2o/kernels/__init__.py.
+// parallel. Built once per machine and cached; see l2o/kernels/__init__.py.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <cmath>
@@ -107,19 +107,31 @@ struct Params {
   bool preprocess;
 };
 
+// The first layer's inputs from a gradient x, written into in[0 .. I): with I = 2 the log/sign
+// preprocessing (Andrychowicz et al. 2016, App. A: log(max(|x|, e^-p)) / p, and sgn(x) if |x| >= e^-p else
+// e^p x), with I = 1 the raw gradient times input_scale. The one definition the forward pass and the
+// backward pass's recomputation share.
+template <int I>
+inline void first_inputs(const Params& P, float x, float* in) {
+  if (I == 2) {
+    const float a = std::fabs(x);
+    in[0] = std::log(std::max(a, P.thr)) * P.inv_p;
+    in[1] = a >= P.thr ? (x > 0 ? 1.0f : (x < 0 ? -1.0f : 0.0f)) : x * P.ep;
+  } else {
+    in[0] = x * P.input_scale;
+  }
+}
+
 // R coordinates: gradients g[R]; states st[4] = h1, c1, h2, c2 as (R, H) blocks (rows R apart by H);
 // writes update[R] and out[4]. Everything is read before anything is written, so out may alias st.
 inline void block(const Params& P, const float* g, const float* const st[4], float* update, float* const out[4]) {
   float in1p[R][2 + H], in1r[R][1 + H], in2[R][2 * H], c1[R][H], c2[R][H];
   for (int r = 0; r < R; ++r) {
-    const float x = g[r];
     if (P.preprocess) {
-      const float a = std::fabs(x);
-      in1p[r][0] = std::log(std::max(a, P.thr)) * P.inv_p;
-      in1p[r][1] = a >= P.thr ? (x > 0 ? 1.0f : (x < 0 ? -1.0f : 0.0f)) : x * P.ep;
+      first_inputs<2>(P, g[r], in1p[r]);
       for (int j = 0; j < H; ++j) in1p[r][2 + j] = st[0][r * H + j];
     } else {
-      in1r[r][0] = x * P.input_scale;
+      first_inputs<1>(P, g[r], in1r[r]);
       for (int j = 0; j < H; ++j) in1r[r][1 + j] = st[0][r * H + j];
     }
     for (int j = 0; j < H; ++j) {
@@ -268,21 +280,15 @@ struct Grads {
 };
 
 // R coordinates: recompute the forward pass from the old state (keeping the activations), then
-// back-propagate du (R) and the
-// gradients reaching the new state (dnew[4], (R, H) blocks) into the old state (dold[4]) and into g.
+// back-propagate du (R) and the gradients reaching the new state (dnew[4], (R, H) blocks) into the old
+// state (dold[4]) and into the weights (acc).
 template <int I>
 inline void block_backward(const Params& P, const float* WT1, const float* WT2, const float* x, const float* const st[4], const float* du,
                            const float* const dnew[4], float* const dold[4], Grads& acc) {
   constexpr int K1 = I + H;
   float in1[R][K1], in2[R][2 * H], c1[R][H], c2[R][H];
   for (int r = 0; r < R; ++r) {
-    if (I == 2) {
-      const float a = std::fabs(x[r]);
-      in1[r][0] = std::log(std::max(a, P.thr)) * P.inv_p;
-      in1[r][1] = a >= P.thr ? (x[r] > 0 ? 1.0f : (x[r] < 0 ? -1.0f : 0.0f)) : x[r] * P.ep;
-    } else {
-      in1[r][0] = x[r] * P.input_scale;
-    }
+    first_inputs<I>(P, x[r], in1[r]);
     for (int j = 0; j < H; ++j) {
       in1[r][I + j] = st[0][r * H + j];
       c1[r][j] = st[1][r * H + j];

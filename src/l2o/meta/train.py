@@ -25,6 +25,7 @@ import io
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -33,9 +34,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from l2o import checkpoint, kernels
+from l2o import checkpoint
 from l2o.meta.unroll import unroll
-from l2o.rules.base import detach
+from l2o.rules.base import detach, implementation_of
 from l2o.tasks.base import TaskFamily
 from l2o.tasks.scaled import ParamScaledTask, ScaledTask, log_uniform_param_scales, log_uniform_scales
 
@@ -113,6 +114,9 @@ class TrainState:
     best_episode: int = -1
     seconds: float = 0.0  # meta-training wall-clock so far, across resumes
     history: list[dict[str, Any]] = field(default_factory=list)
+    # the kernel builds the run was computed with, each with the episode it took over at (a resume on
+    # another CPU, compiler or torch version adds one; the implementation itself never changes midway)
+    kernels: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -123,7 +127,28 @@ class TrainResult:
 
 
 def resolved_config(family: TaskFamily, rule: nn.Module, cfg: TrainConfig) -> dict:
-    return checkpoint.jsonable({"task": family.config(), "rule": rule.config(), "train": asdict(cfg)})
+    """Everything a run is a function of: the task, the rule, the training settings, and the implementation
+    that computes the rule's steps (with the compiled kernel's build name)."""
+    return checkpoint.jsonable({"task": family.config(), "rule": rule.config(), "train": asdict(cfg),
+                                "implementation": implementation_of(rule)})
+
+
+def check_implementation(saved: dict | None, now: dict, where: Path, reason: str = "") -> None:
+    """Refuse to resume a run with another implementation; warn if only the kernel's build differs."""
+    if saved is None:  # a run saved before implementations were recorded
+        return
+    if saved.get("implementation") != now["implementation"]:
+        raise ValueError(
+            f"cannot resume {where}: it was meta-trained with the {saved.get('implementation')!r} implementation"
+            f"{' (kernel ' + str(saved.get('kernel')) + ')' if saved.get('kernel') else ''} and this process would "
+            f"use {now['implementation']!r}{reason}. Switching midway would change the run's arithmetic; resume "
+            f"where that implementation is available (`python -m l2o.kernels` says whether the fused kernel is, "
+            f"`--implementation` chooses) or start a new run")
+    if saved.get("kernel") != now.get("kernel"):
+        warnings.warn(
+            f"resuming {where} with another build of the fused kernel ({saved.get('kernel')} → {now.get('kernel')}: "
+            f"another CPU, compiler flags, torch or source); its float rounding may differ, so the run may not end "
+            f"bitwise where an uninterrupted one would. Recorded in the run's state (kernels).", stacklevel=3)
 
 
 def loss_weights(cfg: TrainConfig, truncation: int) -> torch.Tensor:
@@ -171,11 +196,22 @@ def load_latest(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str,
     return _prefixed(tensors, "rule."), doc
 
 
+def _fallback_reason(config: dict) -> str:
+    if config["implementation"]["implementation"] != "torch":
+        return ""
+    from l2o import kernels
+
+    return f" ({kernels.unavailable_reason()})" if kernels.status()["error"] else ""
+
+
 def _load_state(run_dir: Path, rule, opt, config: dict) -> tuple[dict, TrainState]:
     path = run_dir / "state.safetensors"
     tensors, doc = checkpoint.load(path, "train_state")
     if isinstance(doc["config"].get("train"), dict):  # settings added since the run was saved: their defaults
         doc["config"]["train"] = {**asdict(TrainConfig()), **doc["config"]["train"]}
+    saved_impl = doc["config"].pop("implementation", None)
+    check_implementation(saved_impl, config["implementation"], run_dir, _fallback_reason(config))
+    doc["config"]["implementation"] = config["implementation"]
     if doc["config"] != config:
         diff = sorted(
             f"{part}.{k}: saved {doc['config'][part].get(k)!r}, now {config[part].get(k)!r}"
@@ -219,15 +255,16 @@ def meta_train(
     ``device``: where φ and the problems live (problems are drawn on the CPU, so they are the same
     on every device).
     """
-    config = resolved_config(family, rule, cfg)
-    use_kernel = getattr(rule, "use_kernel", None)
-    if use_kernel and kernels.lstm_step() is None:
-        # the compiled kernel is not built yet: the whole run uses PyTorch, so it never switches midway
-        rule.use_kernel = False
     if reinit:  # φ's initialisation comes from the seed: the run is a function of its config
         torch.manual_seed(cfg.seed)
         rule.reset_parameters()
-    rule.to(device)
+    rule.to(device)  # resolves the rule's implementation for the device
+    if cfg.second_order and getattr(rule, "implementation", None) == "fused":  # the kernel drops them
+        if rule.requested_implementation == "fused":
+            raise ValueError("second_order=True needs second derivatives, which the fused kernel drops; "
+                             "use implementation 'torch' or 'auto'")
+        rule.set_implementation("torch")
+    config = resolved_config(family, rule, cfg)
     opt = torch.optim.Adam(rule.parameters(), lr=cfg.meta_lr)
     best = copy.deepcopy(rule.state_dict())
     avg = copy.deepcopy(rule.state_dict()) if cfg.ema else {}  # the Polyak average φ̄
@@ -235,8 +272,13 @@ def meta_train(
     run_dir = Path(run_dir) if run_dir is not None else None
     if run_dir is not None:
         has_state = (run_dir / "state.safetensors").exists()
+        if run_dir.is_dir():
+            checkpoint.remove_stale_temporaries(run_dir)  # left by a process killed while writing
         if resume and has_state:
             best, avg, state = _load_state(run_dir, rule, opt, config)
+        elif resume and (run_dir / "config.json").is_file():  # stopped before its first checkpoint
+            if progress:
+                print(f"l2o: {run_dir} was stopped before its first checkpoint; starting it from the beginning")
         elif resume:
             raise FileNotFoundError(f"nothing to resume: {run_dir / 'state.safetensors'} does not exist")
         elif has_state:
@@ -245,6 +287,8 @@ def meta_train(
             )
         run_dir.mkdir(parents=True, exist_ok=True)
         checkpoint.atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2) + "\n")
+    if not state.kernels or state.kernels[-1]["kernel"] != config["implementation"]["kernel"]:
+        state.kernels.append({"episode": state.episode, **config["implementation"]})
 
     val_task = family.sample("validation", 0, cfg.val_problems).to(device)
     truncations = cfg.horizon // cfg.unroll
@@ -334,8 +378,6 @@ def meta_train(
                 save_best()
     finally:
         bar.close()
-        if use_kernel is not None:
-            rule.use_kernel = use_kernel
     if run_dir is not None and state.episode == 0:
         _save_state(run_dir, rule, opt, best, avg, state, config)
         save_best()

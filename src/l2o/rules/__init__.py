@@ -1,6 +1,6 @@
 """Update rules behind one protocol: the learned LSTM and the hand-designed baselines."""
 
-from l2o.rules.base import UpdateRule, apply_updates, detach, tree_map, tree_tensors
+from l2o.rules.base import UpdateRule, apply_updates, detach, implementation_of, tree_map, tree_tensors
 from l2o.rules.baselines import BASELINES, NAG, SGD, Adam, RMSprop
 from l2o.rules.lstm import LSTMConfig, LSTMRule, LSTMState
 from l2o.rules.preprocess import log_sign
@@ -8,17 +8,18 @@ from l2o.rules.preprocess import log_sign
 LEARNED = {"lstm": LSTMRule}
 
 
-def make_rule(name: str, **config) -> UpdateRule:
-    """Build a rule from its name and settings (as written by ``rule.config()``)."""
+def make_rule(name: str, *, implementation: str = "auto", **config) -> UpdateRule:
+    """Build a rule from its name and settings (as written by ``rule.config()``); ``implementation`` is the
+    learned rules' ("auto", "torch", "fused"; the baselines have only PyTorch's)."""
     if name in BASELINES:
         return BASELINES[name](**config)
     if name in LEARNED:
-        return LEARNED[name](**config)
+        return LEARNED[name](**config, implementation=implementation)
     known = ", ".join(sorted([*BASELINES, *LEARNED]))
     raise ValueError(f"unknown update rule {name!r}; available: {known}")
 
 
 __all__ = [
-    "UpdateRule", "apply_updates", "detach", "tree_map", "tree_tensors", "BASELINES", "LEARNED",
+    "UpdateRule", "apply_updates", "detach", "implementation_of", "tree_map", "tree_tensors", "BASELINES", "LEARNED",
     "SGD", "NAG", "RMSprop", "Adam", "LSTMConfig", "LSTMRule", "LSTMState", "log_sign", "make_rule",
 ]

@@ -39,6 +39,21 @@ class UpdateRule(Protocol):
         """JSON-serialisable settings from which ``make_rule(**config)`` rebuilds the rule."""
 
 
+def implementation_of(rule: Any) -> dict:
+    """What computes ``rule``'s steps, as recorded with every run, checkpoint and result:
+    ``{"implementation": "torch" | "fused", "kernel": the compiled build's name or None}``."""
+    info = getattr(rule, "implementation_info", None)
+    return info() if callable(info) else {"implementation": "torch", "kernel": None}
+
+
+def describe_implementation(rule: Any) -> str:
+    """One sentence for results pages: which implementation computed the learned rule."""
+    info = implementation_of(rule)
+    if info["implementation"] == "fused":
+        return f"Learned optimizer computed by the fused kernel (build {info['kernel']})."
+    return "Learned optimizer computed by the PyTorch implementation."
+
+
 def tree_map(fn: Callable[[Tensor], Tensor], tree: Any) -> Any:
     """Apply ``fn`` to every tensor in nested tuples, NamedTuples, lists and dicts."""
     if isinstance(tree, Tensor):
