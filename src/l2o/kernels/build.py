@@ -133,13 +133,20 @@ def find(spec: Spec) -> tuple[Path, str | None]:
         return path, "not built yet"
     sidecar = path.with_name(name + ".json")
     try:
-        saved = json.loads(sidecar.read_text())
-    except (OSError, ValueError):
+        doc = json.loads(sidecar.read_text())
+        saved, digest = doc["identity"], doc["library_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
         return path, f"{sidecar.name} is missing or unreadable"
     if saved != identity:
         differ = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
         return path, f"built for another machine or version (differs in: {', '.join(differ)})"
+    if _sha256(path) != digest:  # checked before loading: a truncated library can crash the loader
+        return path, "damaged (its checksum differs from the one recorded when it was built)"
     return path, None
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _alive(pid: int) -> bool:
@@ -243,7 +250,8 @@ def _compile(spec: Spec, name: str, identity: dict, path: Path, timeout: float, 
         if not built:
             raise BuildError(f"the build reported success but left no library in {tmp}")
         sidecar = path.with_name(name + ".json")
-        atomic_write_text(sidecar, json.dumps(identity, indent=1, sort_keys=True) + "\n")
+        doc = {"identity": identity, "library_sha256": _sha256(built[0])}
+        atomic_write_text(sidecar, json.dumps(doc, indent=1, sort_keys=True) + "\n")
         os.chmod(sidecar, 0o644)  # a cache may be shared
         os.replace(built[0], path)  # the one step that publishes the build
     finally:
@@ -265,11 +273,12 @@ def obtain(spec: Spec, *, say=None) -> tuple[ModuleType, dict]:
         try:
             module = _import(name, path)
             return module, {**facts, "seconds": time.perf_counter() - t0}
-        except ImportError as e:  # a damaged file: set it aside and build anew
-            say(f"the cached kernel {path} does not load ({e}); building it again")
-            os.replace(path, path.with_name(path.name + f".bad.{os.getpid()}"))
-    elif why != "not built yet":
+        except ImportError as e:
+            why = f"it does not load ({e})"
+    if why != "not built yet":
         say(f"the cached kernel {path.name} is not used: {why}; building it again")
+        if why.startswith(("damaged", "it does not load")):  # set it aside (kept for a post-mortem)
+            os.replace(path, path.with_name(path.name + f".bad.{os.getpid()}"))
     cache = path.parent
     try:
         cache.mkdir(parents=True, exist_ok=True)
