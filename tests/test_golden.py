@@ -1,0 +1,70 @@
+"""The shipped optimizers reproduce their recorded losses (tests/golden/shipped.json, made by
+``python tests/golden/shipped.py``) on fixed problems, per implementation.
+
+Tolerance: on the machine, torch version and kernel build that recorded them the losses are reproduced to
+1e-9 (both implementations are deterministic there). Elsewhere float rounding differs (another CPU's
+vector instructions, another BLAS); the tolerance is ten times the gap between the two implementations
+measured on the recording machine, which is what a change of rounding alone does: the mean loss at each
+recorded step within 1e-4 (quadratic; the gap is 6e-6) or 1e-2 (MNIST, whose minibatch training amplifies
+rounding more; the gap is 1.2e-3) relative. Changing the weights, the preprocessing or the update moves them
+by far more (see test_a_changed_optimizer_is_caught).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from l2o import kernels
+
+sys.path.insert(0, str(Path(__file__).parent / "golden"))
+import shipped  # noqa: E402
+
+GOLDEN = json.loads(shipped.FILE.read_text())
+ELSEWHERE_RTOL = {"quadratic": 1e-4, "mnist": 1e-2}
+
+
+def _same_machine(implementation: str) -> bool:
+    now, then = shipped.machine(), GOLDEN["recorded_with"]
+    keys = ("cpu", "torch", "python") + (("kernel",) if implementation == "fused" else ())
+    return all(now[k] == then[k] for k in keys)
+
+
+def _check(name: str, implementation: str, got: dict) -> None:
+    recorded = GOLDEN[name][implementation]
+    rtol = 1e-9 if _same_machine(implementation) else ELSEWHERE_RTOL[name]
+    for step, value in recorded["mean"].items():
+        assert got["mean"][step] == pytest.approx(value, rel=rtol), (name, implementation, step, rtol)
+    if _same_machine(implementation):
+        assert got["final"] == pytest.approx(recorded["final"], rel=rtol)
+
+
+@pytest.mark.parametrize("implementation", ["torch", "fused"])
+@pytest.mark.parametrize("name", ["quadratic", "mnist"])
+def test_shipped_optimizer_reproduces_its_recorded_losses(name, implementation):
+    if implementation == "fused" and kernels.lstm_step() is None:
+        pytest.skip(f"the fused kernel is not available here: {kernels.status()['error']}")
+    got = shipped.measure(name, implementation)
+    _check(name, implementation, got)
+    # the cases are worth guarding: the optimizer makes real progress on them
+    assert got["mean"]["100"] < (0.1 if name == "quadratic" else 0.5) * got["mean"]["0"]
+
+
+def test_a_changed_optimizer_is_caught(monkeypatch):
+    """One weight of the shipped quadratic optimizer nudged by 1 %: the golden check fails."""
+    from l2o import checkpoint
+
+    original = checkpoint.load_rule
+
+    def nudged(*args, **kwargs):
+        rule = original(*args, **kwargs)
+        with torch.no_grad():
+            rule.out.weight[0, 0] *= 1.01
+        return rule
+
+    monkeypatch.setattr(shipped, "load_rule", nudged)
+    got = shipped.measure("quadratic", "torch")
+    with pytest.raises(AssertionError):
+        _check("quadratic", "torch", got)
