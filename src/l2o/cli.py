@@ -105,8 +105,10 @@ def cmd_train(args) -> None:
     family = _family(args)
     rule = LSTMRule(from_args(args, LSTMConfig, "lstm-"), implementation=args.implementation)
     cfg = from_args(args, TrainConfig)
+    if args.stop_after is not None and args.stop_after < 1:
+        raise ValueError(f"--stop-after must be >= 1, got {args.stop_after}")
     result = meta_train(family, rule, cfg, args.out, resume=args.resume, progress=not args.no_progress,
-                        device=_device(args.device))
+                        device=_device(args.device), stop_after=args.stop_after)
     s = result.state
     print(f"meta-trained {s.episode}/{cfg.episodes} episodes in {s.seconds:.0f} s; best validation "
           f"{cfg.val_metric} loss {s.best_metric:.4g} at episode {s.best_episode}; "
@@ -274,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="meta-train a learned optimizer")
     p.add_argument("--out", required=True, help="run folder (checkpoints, config, history)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="end this call after N more episodes (checkpointed; continue later with --resume)")
     _family_args(p)
     add_dataclass(p, LSTMConfig, "lstm-")
     add_dataclass(p, TrainConfig)
@@ -353,7 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.fn(args)
     except (ValueError, OSError, RuntimeError) as e:  # OSError: missing files, a full or read-only disk, ...
-        print(f"l2o: error: {e}", file=sys.stderr)
+        hint = ""
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("train", "quadratic"):
+            hint = "; once that is fixed, the same command with --resume continues from the last checkpoint"
+        elif isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command == "mnist":
+            hint = "; once that is fixed, the same command continues from the last checkpoint"
+        print(f"l2o: error: {e}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\nl2o: interrupted; a training run resumes from its last checkpoint with --resume", file=sys.stderr)
