@@ -205,3 +205,55 @@ def test_resume_of_a_run_saved_before_a_setting_existed(tmp_path):
     done = meta_train(QuadraticFamily(), _rule(), cfg, tmp_path, progress=False, resume=True)
     assert done.state.episode == 4
     assert json.loads((tmp_path / "config.json").read_text())["train"]["scale_spread"] == 1.0
+
+
+def test_the_implementation_is_recorded_and_a_resume_never_switches_it(tmp_path):
+    """config.json, the state and best checkpoints, and evaluation results name the implementation and the
+    kernel's build; resuming with another implementation is refused; a changed kernel build is warned about
+    and recorded."""
+    import json
+
+    from l2o import checkpoint, kernels
+
+    fam = QuadraticFamily()
+    cfg = TrainConfig(episodes=4, **SMALL)
+    rule = _rule()
+    expected = rule.implementation_info()
+    if kernels.lstm_step() is not None:
+        assert expected == {"implementation": "fused", "kernel": kernels.spec().name()}
+    meta_train(fam, rule, cfg, tmp_path, progress=False, stop_after=2)
+    assert json.loads((tmp_path / "config.json").read_text())["implementation"] == expected
+    _, doc = checkpoint.load(tmp_path / "state.safetensors", "train_state")
+    assert doc["config"]["implementation"] == expected
+    assert doc["train_state"]["kernels"] == [{"episode": 0, **expected}]
+    _, best = checkpoint.load(tmp_path / "best.safetensors", "rule")
+    assert best["info"]["implementation"] == expected and best["info"]["trained"]["implementation"] == expected
+    results = evaluate({"LSTM": checkpoint.load_rule(tmp_path)}, fam, steps=5, num_problems=4, progress=False)
+    assert results["rules"]["LSTM"]["implementation"] == expected
+
+    other = "torch" if expected["implementation"] == "fused" else "fused"
+    if other == "fused" and kernels.lstm_step() is None:
+        pytest.skip("the fused kernel is not available here")
+    with pytest.raises(ValueError, match=f"cannot resume .* meta-trained with the '{expected['implementation']}' "
+                                         f"implementation.* would use '{other}'"):
+        meta_train(fam, LSTMRule(preprocess=False, output_scale=1.0, implementation=other), cfg, tmp_path,
+                   progress=False, resume=True)
+
+    if expected["implementation"] == "fused":  # the same implementation, another build of the kernel
+        old = {"implementation": "fused", "kernel": "l2o_lstm_step_000000000000"}
+        doc["config"]["implementation"] = old
+        doc["train_state"]["kernels"] = [{"episode": 0, **old}]
+        tensors, _ = checkpoint.load(tmp_path / "state.safetensors", "train_state")
+        checkpoint.save(tmp_path / "state.safetensors", tensors, "train_state",
+                        {k: v for k, v in doc.items() if k not in ("format", "version")})
+        with pytest.warns(UserWarning, match="another build of the fused kernel"):
+            done = meta_train(fam, _rule(), cfg, tmp_path, progress=False, resume=True)
+        assert done.state.kernels == [{"episode": 0, **old}, {"episode": 2, **expected}]
+
+
+def test_second_order_runs_on_pytorch_and_says_so(tmp_path):
+    cfg = TrainConfig(episodes=1, second_order=True, **SMALL)
+    result = meta_train(QuadraticFamily(), _rule(), cfg, tmp_path, progress=False)
+    assert result.rule.implementation_info() == {"implementation": "torch", "kernel": None}
+    with pytest.raises(ValueError, match="second_order=True needs second derivatives"):
+        meta_train(QuadraticFamily(), LSTMRule(preprocess=False, implementation="fused"), cfg, None, progress=False)
