@@ -236,8 +236,8 @@ def _compile(spec: Spec, name: str, identity: dict, path: Path, timeout: float, 
         except BaseException as e:  # a timeout, or this process interrupted: the compiler goes too
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            except (ProcessLookupError, PermissionError, AttributeError):  # AttributeError: no process groups
+                proc.kill()
             proc.communicate()
             if isinstance(e, subprocess.TimeoutExpired):
                 raise BuildError(f"the build did not finish within {timeout:.0f} s (L2O_KERNEL_BUILD_TIMEOUT)") from None
