@@ -56,3 +56,38 @@ def test_bad_split_seed_and_family_names():
         make_family("mnist2")
     with pytest.raises(ValueError, match="num_problems"):
         QuadraticFamily().sample("train", 0, 0)
+
+
+def test_a_family_registered_in_its_own_file_is_known_to_make_family_and_the_cli(tmp_path):
+    """Registering is all a new family needs: make_family and `l2o train --task NAME --NAME-flag` find it."""
+    from dataclasses import dataclass
+
+    from l2o import cli
+    from l2o.tasks import families, register_family
+
+    @dataclass(frozen=True)
+    class ToyConfig:
+        dim: int = 3  # dimension
+
+    @register_family("toy-quadratic", config=ToyConfig, flag_prefix="toy-")
+    def _toy(config, data_dir=None):
+        return QuadraticFamily(dim=config.dim)
+
+    try:
+        assert make_family("toy-quadratic", dim=4).cfg.dim == 4
+        with pytest.raises(ValueError, match="task family 'toy-quadratic' takes the settings dim"):
+            make_family("toy-quadratic", width=4)
+        with pytest.raises(ValueError, match="already registered"):
+            register_family("toy-quadratic", config=ToyConfig, flag_prefix="toy-")(lambda c, data_dir=None: None)
+        code = cli.main(["train", "--task", "toy-quadratic", "--toy-dim", "5", "--out", str(tmp_path / "run"),
+                         "--episodes", "1", "--horizon", "20", "--problems", "4", "--val-problems", "4",
+                         "--no-progress", "--no-lstm-preprocess"])
+        assert code == 0
+        import json
+
+        assert json.loads((tmp_path / "run" / "config.json").read_text())["task"]["dim"] == 5
+    finally:
+        from l2o.tasks import registry
+
+        registry._FAMILIES.pop("toy-quadratic", None)
+    assert "toy-quadratic" not in families()

@@ -18,13 +18,15 @@ from l2o.evaluate import evaluate, load_results, save_results, table
 from l2o.meta.train import TrainConfig, load_latest, meta_train
 from l2o.rules.base import describe_implementation
 from l2o.rules.lstm import LSTMConfig, LSTMRule
-from l2o.tasks import FAMILIES, make_family
+from l2o.tasks import families, family, make_family
 from l2o.tasks.mlp import MLPConfig
 from l2o.tasks.quadratic import QuadraticConfig
 from l2o.tune import load_tuning, lr_grid, save_tuning, tune, tuned_rules
 
-# the flags of each task family's settings: --quadratic-dim, --mlp-hidden, ...
-TASK_PREFIXES = {QuadraticConfig: "quadratic-", MLPConfig: "mlp-"}
+
+def _prefix(config_cls) -> str:
+    """The flag prefix of a family's settings (--quadratic-dim, --mlp-hidden, ...), from the registry."""
+    return next(e.flag_prefix for e in families().values() if e.config is config_cls)
 
 
 def field_help(cls) -> dict[str, str]:
@@ -74,16 +76,21 @@ def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _family_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", default="quadratic", choices=sorted(FAMILIES),
-                        help="task family (mnist and fashion-mnist need `l2o data NAME` first)")
+    entries = families()
+    needs = sorted(name for name, e in entries.items() if e.needs_data)
+    parser.add_argument("--task", default="quadratic", choices=sorted(entries),
+                        help=f"task family ({', '.join(needs)} need `l2o data NAME` first)")
     _data_dir_arg(parser)
-    for cls, prefix in TASK_PREFIXES.items():
-        add_dataclass(parser, cls, prefix)
+    seen = set()
+    for entry in entries.values():  # families that share a settings dataclass share its flags
+        if entry.config not in seen:
+            seen.add(entry.config)
+            add_dataclass(parser, entry.config, entry.flag_prefix)
 
 
 def _family(args):
-    cls = FAMILIES[args.task]
-    config = dataclasses.asdict(from_args(args, cls, TASK_PREFIXES[cls]))
+    entry = family(args.task)
+    config = dataclasses.asdict(from_args(args, entry.config, entry.flag_prefix))
     return make_family(args.task, data_dir=args.data_dir, **config)
 
 
@@ -217,7 +224,7 @@ def cmd_data(args) -> None:
 
 def _experiment_flags(parser: argparse.ArgumentParser, experiment, task_cls) -> None:
     """The flags of an experiment module: its task's, the LSTM's and meta-training's (at the module's defaults)."""
-    add_dataclass(parser, task_cls, TASK_PREFIXES[task_cls])
+    add_dataclass(parser, task_cls, _prefix(task_cls))
     add_dataclass(parser, LSTMConfig, "lstm-", experiment.RULE)
     add_dataclass(parser, TrainConfig, "", experiment.TRAIN)
     add_dataclass(parser, experiment.ExperimentConfig)
@@ -225,7 +232,7 @@ def _experiment_flags(parser: argparse.ArgumentParser, experiment, task_cls) -> 
 
 def _experiment_settings(args, experiment, task_cls):
     return experiment.Settings(
-        task=from_args(args, task_cls, TASK_PREFIXES[task_cls]),
+        task=from_args(args, task_cls, _prefix(task_cls)),
         rule=from_args(args, LSTMConfig, "lstm-"),
         train=from_args(args, TrainConfig),
         experiment=from_args(args, experiment.ExperimentConfig),

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from l2o.tasks.base import Params, split_generator
+from l2o.tasks.registry import register_family
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
 
@@ -155,3 +156,15 @@ class ImageMLPFamily(MLPFamily):
     def __init__(self, config: MLPConfig | None = None, *, dataset: str = "mnist", data_dir=None, **overrides):
         super().__init__(image_splits(dataset, data_dir), config, **overrides)
         self.name = dataset  # config() records it, so make_family(**config()) rebuilds this family
+
+
+@register_family("mnist", config=MLPConfig, flag_prefix="mlp-", needs_data=True,
+                 description="MLPs on MNIST (paper §3.2); needs `l2o data mnist`")
+def _mnist(config: MLPConfig, data_dir=None) -> ImageMLPFamily:
+    return ImageMLPFamily(config, dataset="mnist", data_dir=data_dir)
+
+
+@register_family("fashion-mnist", config=MLPConfig, flag_prefix="mlp-", needs_data=True,
+                 description="MLPs on Fashion-MNIST; needs `l2o data fashion-mnist`")
+def _fashion_mnist(config: MLPConfig, data_dir=None) -> ImageMLPFamily:
+    return ImageMLPFamily(config, dataset="fashion-mnist", data_dir=data_dir)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from l2o.tasks.base import Params, split_generator
+from l2o.tasks.registry import register_family
 
 DISTRIBUTIONS = ("normal", "uniform")
 
@@ -92,3 +93,9 @@ class QuadraticFamily:
         y = self._draw(self.cfg.y_dist, (num_problems, d), gen, dtype)
         theta0 = torch.randn((num_problems, d), generator=gen, dtype=dtype) * self.cfg.init_std
         return QuadraticTask(W, y, theta0)
+
+
+@register_family("quadratic", config=QuadraticConfig, flag_prefix="quadratic-",
+                 description="10-d quadratics ||Wθ − y||² (paper §3.1)")
+def _quadratic(config: QuadraticConfig, data_dir=None) -> QuadraticFamily:
+    return QuadraticFamily(config)
