@@ -1,17 +1,16 @@
-"""The outer loop: meta-train a learned rule by truncated backpropagation through time.
+"""The outer loop: meta-train a learned rule; it owns the schedule, clipping, the meta-optimizer, EMA,
+validation and early stopping, and delegates the rest to named parts:
 
-For each episode a fresh batch of problems is drawn from the family's "train" stream (seed = the
-episode's index, so runs are reproducible and resumable). Each problem is optimised for ``horizon``
-steps, cut into truncations of ``unroll`` steps. After every truncation
+    l2o.meta.sampling     which problems an episode draws (``problem_seed``) and their augmentations
+    l2o.meta.estimators   how a truncation becomes a meta-gradient (``TruncatedBPTT``: the paper's)
+    l2o.meta.objective    the meta-loss of a truncation, the validation score
+    l2o.meta.skip         whether a meta-step is taken (non-finite loss or gradient: skipped, counted)
+    l2o.meta.run_folder   the run's files, written atomically, and resuming from them
 
-    L(φ) = Σ_{t in truncation} w_t · mean_problems f(θ_t)
-
-is back-propagated, φ takes one Adam step, and θ and the rule's state are carried on, detached. A
-non-finite meta-loss or meta-gradient skips the step (counted in ``nan_skips``) and ends the episode.
-Every ``val_every`` episodes the rule is evaluated on fixed "validation" problems and the best weights
-are kept (early stopping). A run folder holds ``config.json`` (the resolved settings), ``state.safetensors``
-(everything needed to resume, written atomically at episode boundaries), ``best.safetensors`` (the best
-rule, loadable by ``LearnedOptimizer``) and ``history.csv``.
+For each episode a fresh batch of problems is drawn; each is optimised for ``horizon`` steps, cut into
+truncations of ``unroll`` steps. After every truncation the estimator fills φ's gradient, which is clipped
+and applied by Adam; a skipped step (``nan_skips``) ends the episode. Every ``val_every`` episodes the rule
+is evaluated on fixed "validation" problems and the best weights are kept (early stopping).
 
 References:
     Andrychowicz et al. 2016, §2 and §3 (truncated BPTT, horizon 100, unroll 20, Adam).
@@ -20,12 +19,8 @@ References:
 from __future__ import annotations
 
 import copy
-import csv
-import io
-import json
 import math
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -35,14 +30,17 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from l2o import checkpoint
+from l2o.meta import objective
+from l2o.meta.estimators import GradientEstimator, TruncatedBPTT
+from l2o.meta.objective import LOSS_WEIGHTS, VAL_METRICS, loss_weights, score  # noqa: F401 - re-exported
+from l2o.meta.run_folder import RunFolder, load_latest  # noqa: F401 - re-exported
+from l2o.meta.sampling import training_task
+from l2o.meta.skip import take_step
 from l2o.meta.unroll import unroll
-from l2o.rules.base import detach, implementation_of
+from l2o.rules.base import implementation_of
 from l2o.tasks.base import TaskFamily
-from l2o.tasks.scaled import ParamScaledTask, ScaledTask, log_uniform_param_scales, log_uniform_scales
 
-LOSS_WEIGHTS = ("uniform", "last", "linear")
 SCHEDULES = ("constant", "cosine")
-VAL_METRICS = ("final", "sum", "log_final")
 
 
 @dataclass(frozen=True)
@@ -93,18 +91,6 @@ class TrainConfig:
             raise ValueError(f"val_metric must be one of {VAL_METRICS}, got {self.val_metric!r}")
 
 
-def score(losses: torch.Tensor, metric: str) -> float:
-    """Reduce per-step losses (steps + 1, problems) to one number; lower is better, NaN → inf."""
-    if metric == "final":
-        value = losses[-1].mean()
-    elif metric == "sum":
-        value = losses[1:].sum(0).mean()
-    else:
-        value = losses[-1].clamp_min(1e-30).log().mean()
-    value = float(value)
-    return value if math.isfinite(value) else math.inf
-
-
 @dataclass
 class TrainState:
     episode: int = 0  # episodes completed
@@ -133,103 +119,10 @@ def resolved_config(family: TaskFamily, rule: nn.Module, cfg: TrainConfig) -> di
                                 "implementation": implementation_of(rule)})
 
 
-def check_implementation(saved: dict | None, now: dict, where: Path, reason: str = "") -> None:
-    """Refuse to resume a run with another implementation; warn if only the kernel's build differs."""
-    if saved is None:  # a run saved before implementations were recorded
-        return
-    if saved.get("implementation") != now["implementation"]:
-        raise ValueError(
-            f"cannot resume {where}: it was meta-trained with the {saved.get('implementation')!r} implementation"
-            f"{' (kernel ' + str(saved.get('kernel')) + ')' if saved.get('kernel') else ''} and this process would "
-            f"use {now['implementation']!r}{reason}. Switching midway would change the run's arithmetic; resume "
-            f"where that implementation is available (`python -m l2o.kernels` says whether the fused kernel is, "
-            f"`--implementation` chooses) or start a new run")
-    if saved.get("kernel") != now.get("kernel"):
-        warnings.warn(
-            f"resuming {where} with another build of the fused kernel ({saved.get('kernel')} → {now.get('kernel')}: "
-            f"another CPU, compiler flags, torch or source); its float rounding may differ, so the run may not end "
-            f"bitwise where an uninterrupted one would. Recorded in the run's state (kernels).", stacklevel=3)
-
-
-def loss_weights(cfg: TrainConfig, truncation: int) -> torch.Tensor:
-    """w_t for the steps t = truncation·unroll + 1 … (truncation + 1)·unroll."""
-    if cfg.loss_weights == "linear":
-        return torch.arange(1, cfg.unroll + 1, dtype=torch.float32).add(truncation * cfg.unroll) / cfg.horizon
-    w = torch.ones(cfg.unroll)
-    if cfg.loss_weights == "last":
-        w.zero_()[-1] = 1.0
-    return w
-
-
 def _lr(cfg: TrainConfig, episode: int) -> float:
     if cfg.schedule == "cosine":
         return cfg.meta_lr * 0.5 * (1 + math.cos(math.pi * episode / cfg.episodes))
     return cfg.meta_lr
-
-
-def _save_state(run_dir: Path, rule, opt, best, avg, state: TrainState, config: dict) -> None:
-    tensors = {f"rule.{k}": v for k, v in rule.state_dict().items()}
-    tensors.update({f"best.{k}": v for k, v in best.items()})
-    tensors.update({f"ema.{k}": v for k, v in avg.items()})
-    sd = opt.state_dict()
-    for idx, st in sd["state"].items():
-        for name, value in st.items():
-            tensors[f"opt.{idx}.{name}"] = torch.as_tensor(value)
-    meta = {"config": config, "param_groups": sd["param_groups"], "train_state": asdict(state)}
-    checkpoint.save(run_dir / "state.safetensors", tensors, "train_state", meta)
-    buf = io.StringIO()
-    if state.history:
-        writer = csv.DictWriter(buf, fieldnames=list(state.history[0]))
-        writer.writeheader()
-        writer.writerows(state.history)
-    checkpoint.atomic_write_text(run_dir / "history.csv", buf.getvalue())
-
-
-def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """The tensors saved under ``prefix`` (rule., best., ema.), with the prefix removed."""
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def load_latest(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """A run's latest saved weights φ (not its best validated ones) and the run's saved document."""
-    tensors, doc = checkpoint.load(Path(run_dir) / "state.safetensors", "train_state")
-    return _prefixed(tensors, "rule."), doc
-
-
-def _fallback_reason(config: dict) -> str:
-    if config["implementation"]["implementation"] != "torch":
-        return ""
-    from l2o import kernels
-
-    return f" ({kernels.unavailable_reason()})" if kernels.status()["error"] else ""
-
-
-def _load_state(run_dir: Path, rule, opt, config: dict) -> tuple[dict, TrainState]:
-    path = run_dir / "state.safetensors"
-    tensors, doc = checkpoint.load(path, "train_state")
-    if isinstance(doc["config"].get("train"), dict):  # settings added since the run was saved: their defaults
-        doc["config"]["train"] = {**asdict(TrainConfig()), **doc["config"]["train"]}
-    saved_impl = doc["config"].pop("implementation", None)
-    check_implementation(saved_impl, config["implementation"], run_dir, _fallback_reason(config))
-    doc["config"]["implementation"] = config["implementation"]
-    if doc["config"] != config:
-        diff = sorted(
-            f"{part}.{k}: saved {doc['config'][part].get(k)!r}, now {config[part].get(k)!r}"
-            for part in config
-            for k in set(config[part]) | set(doc["config"].get(part, {}))
-            if doc["config"].get(part, {}).get(k) != config[part].get(k)
-        )
-        raise ValueError(f"cannot resume {run_dir}: the settings differ from the saved run: {'; '.join(diff)}")
-    rule.load_state_dict(_prefixed(tensors, "rule."))
-    best = _prefixed(tensors, "best.")
-    avg = _prefixed(tensors, "ema.")
-    opt_state: dict[int, dict] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, idx, name = k.split(".", 2)
-            opt_state.setdefault(int(idx), {})[name] = v
-    opt.load_state_dict({"state": opt_state, "param_groups": doc["param_groups"]})
-    return best, avg, TrainState(**doc["train_state"])
 
 
 def meta_train(
@@ -245,6 +138,7 @@ def meta_train(
     reinit: bool = True,
     device: str | torch.device = "cpu",
     on_validate: Callable[[TrainState], None] | None = None,
+    estimator: GradientEstimator | None = None,
 ) -> TrainResult:
     """Meta-train ``rule`` (in place) on ``family``; return it holding its best validated weights.
 
@@ -253,7 +147,8 @@ def meta_train(
     ``info``: extra facts stored in ``best.safetensors`` (what the rule was trained for).
     ``reinit``: draw φ afresh from ``cfg.seed`` (False: start from the rule's current weights).
     ``device``: where φ and the problems live (problems are drawn on the CPU, so they are the same
-    on every device).
+    on every device). ``estimator``: the meta-gradient estimator (default: truncated BPTT with the run's
+    ``unroll`` and ``second_order``).
     """
     if reinit:  # φ's initialisation comes from the seed: the run is a function of its config
         torch.manual_seed(cfg.seed)
@@ -269,26 +164,13 @@ def meta_train(
     best = copy.deepcopy(rule.state_dict())
     avg = copy.deepcopy(rule.state_dict()) if cfg.ema else {}  # the Polyak average φ̄
     state = TrainState()
-    run_dir = Path(run_dir) if run_dir is not None else None
-    if run_dir is not None:
-        has_state = (run_dir / "state.safetensors").exists()
-        if run_dir.is_dir():
-            checkpoint.remove_stale_temporaries(run_dir)  # left by a process killed while writing
-        if resume and has_state:
-            best, avg, state = _load_state(run_dir, rule, opt, config)
-        elif resume and (run_dir / "config.json").is_file():  # stopped before its first checkpoint
-            if progress:
-                print(f"l2o: {run_dir} was stopped before its first checkpoint; starting it from the beginning")
-        elif resume:
-            raise FileNotFoundError(f"nothing to resume: {run_dir / 'state.safetensors'} does not exist")
-        elif has_state:
-            raise FileExistsError(
-                f"{run_dir} already holds a training run; pass --resume to continue it or choose another folder"
-            )
-        run_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint.atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2) + "\n")
+    folder = RunFolder(run_dir) if run_dir is not None else None
+    if folder is not None and folder.open(config, resume=resume, progress=progress):
+        best, avg, saved = folder.load_state(rule, opt, config, asdict(TrainConfig()))
+        state = TrainState(**saved)
     if not state.kernels or state.kernels[-1]["kernel"] != config["implementation"]["kernel"]:
         state.kernels.append({"episode": state.episode, **config["implementation"]})
+    estimator = estimator if estimator is not None else TruncatedBPTT(cfg.unroll, cfg.second_order)
 
     val_task = family.sample("validation", 0, cfg.val_problems).to(device)
     truncations = cfg.horizon // cfg.unroll
@@ -315,13 +197,11 @@ def meta_train(
         if on_validate is not None:
             on_validate(state)
 
-    def save_best() -> None:
-        meta_info = {**(info or {}), "trained": config, "best_episode": state.best_episode,
-                     "val_" + cfg.val_metric: state.best_metric, "train_seconds": round(state.seconds, 1)}
-        current = copy.deepcopy(rule.state_dict())
-        rule.load_state_dict(best)
-        checkpoint.save_rule(run_dir / "best.safetensors", rule, meta_info)
-        rule.load_state_dict(current)
+    def save() -> None:
+        folder.save_state(rule, opt, best, avg, state, config)
+        folder.save_best(rule, best, {**(info or {}), "trained": config, "best_episode": state.best_episode,
+                                      "val_" + cfg.val_metric: state.best_metric,
+                                      "train_seconds": round(state.seconds, 1)})
 
     try:
         if state.episode == 0 and not state.history:
@@ -331,33 +211,16 @@ def meta_train(
             rule.train()
             for group in opt.param_groups:
                 group["lr"] = _lr(cfg, state.episode)
-            # episode e of seed s draws train problems e + 1_000_003·s: a stream per seed, resumable
-            problem_seed = state.episode + cfg.seed * 1_000_003
-            task = family.sample("train", problem_seed, cfg.problems)
-            scale = None
-            if cfg.scale_spread > 1.0:  # objective-scale augmentation; the meta-loss sees f itself
-                scale = log_uniform_scales(cfg.problems, cfg.scale_spread, problem_seed)
-                task = ScaledTask(task, scale)
-                scale = scale.to(device)
-            if cfg.param_scale_spread > 1.0:  # parameter-scale augmentation: f(c ⊙ θ'), from θ_0 / c
-                task = ParamScaledTask(task, log_uniform_param_scales(
-                    task.init_params(), cfg.param_scale_spread, problem_seed + 2**40))
-            task = task.to(device)
-            params = task.init_params()
-            rstate = rule.init(params)
+            task, scale = training_task(family, cfg, state.episode, device=device)
+            carry = estimator.start(rule, task)
             for k in range(truncations):
-                out = unroll(rule, task, cfg.unroll, params=params, state=rstate, start=k * cfg.unroll,
-                             meta=True, second_order=cfg.second_order)
-                losses = out.losses[1:] if scale is None else out.losses[1:] / scale
-                losses = losses.clamp_min(1e-30).log() if cfg.log_loss else losses
-                meta_loss = (loss_weights(cfg, k).to(losses.device) * losses.mean(-1)).sum()
                 opt.zero_grad(set_to_none=True)
-                ok = bool(torch.isfinite(meta_loss))
-                if ok:
-                    meta_loss.backward()
-                    norm = torch.nn.utils.clip_grad_norm_(rule.parameters(), cfg.clip or math.inf)
-                    ok = bool(torch.isfinite(norm)) and any(p.grad is not None for p in rule.parameters())
-                if not ok:
+                loss, carry = estimator.estimate(
+                    rule, task, carry, k, lambda losses, t: objective.meta_loss(losses, cfg, t, scale))
+                has_grads = any(p.grad is not None for p in rule.parameters())
+                norm = torch.nn.utils.clip_grad_norm_(rule.parameters(), cfg.clip or math.inf) if has_grads \
+                    else torch.tensor(math.nan)
+                if not take_step(loss, norm, has_grads):
                     state.nan_skips += 1
                     opt.zero_grad(set_to_none=True)
                     break
@@ -367,20 +230,17 @@ def meta_train(
                         for name, p in rule.named_parameters():
                             avg[name].lerp_(p, 1.0 - cfg.ema)
                 state.meta_steps += 1
-                params, rstate = detach(out.params), detach(out.state)
             state.episode += 1
             state.seconds += time.perf_counter() - t0
             bar.update(1)
             if state.episode % cfg.val_every == 0 or state.episode == cfg.episodes:
                 validate()
-            if run_dir is not None and (state.episode % cfg.checkpoint_every == 0 or state.episode == end):
-                _save_state(run_dir, rule, opt, best, avg, state, config)
-                save_best()
+            if folder is not None and (state.episode % cfg.checkpoint_every == 0 or state.episode == end):
+                save()
     finally:
         bar.close()
-    if run_dir is not None and state.episode == 0:
-        _save_state(run_dir, rule, opt, best, avg, state, config)
-        save_best()
+    if folder is not None and state.episode == 0:
+        save()
     rule.load_state_dict(best)
     rule.eval()
-    return TrainResult(rule, state, run_dir)
+    return TrainResult(rule, state, folder.path if folder is not None else None)
