@@ -1,16 +1,21 @@
 """``LearnedOptimizer``: any saved update rule as a ``torch.optim.Optimizer`` for anybody's model.
 
-    opt = l2o.LearnedOptimizer(model.parameters(), checkpoint="quadratic")
+    opt = l2o.LearnedOptimizer(model.named_parameters(), checkpoint="quadratic")
     loss = loss_fn(model(x), y); opt.zero_grad(); loss.backward(); opt.step()
 
-For every parameter p with a gradient, one step is
+Each step makes **one rule call per parameter group** (per device and dtype within it): the group's
+parameters that have a gradient are one optimizee, passed to the rule under their real names (given
+``named_parameters()``; else ``"GROUP.INDEX"``) with a problem axis of 1,
 
-    u, s_p ← rule.update(∇p, s_p);      p ← p + lr · u
+    u, s ← rule.update({name: ∇p}, s);      p ← p + lr · u[name]
 
-where s_p is the rule's state for p (for the coordinatewise LSTM: the hidden and cell state of every
-coordinate of p, kept in ``self.state[p]`` so that ``state_dict()`` saves it). ``lr`` multiplies the
-learned update; 1.0 applies the rule as it was meta-trained, and learning-rate schedulers from
-``torch.optim.lr_scheduler`` scale it like any learning rate.
+where s is the rule's state for those parameters. It lives in one buffer per group, device and dtype
+(for the coordinatewise LSTM: the hidden and cell state of every coordinate, written in place), and each
+parameter's ``self.state[p]["rule_state"]`` holds views of its share, so ``state_dict()`` saves it without
+copies and ``load_state_dict()`` resumes the exact trajectory (``torch.load(weights_only=True)`` reads it).
+A parameter that gains or loses a gradient between steps keeps its own state; the buffer is rebuilt only
+then. ``lr`` multiplies the learned update; 1.0 applies the rule as it was meta-trained, and schedulers
+from ``torch.optim.lr_scheduler`` scale it like any learning rate.
 
 Loading never runs code from a file: checkpoints are safetensors with JSON settings.
 """
@@ -23,7 +28,7 @@ import torch
 from torch.optim import Optimizer
 
 from l2o.checkpoint import load_rule
-from l2o.rules.base import tree_tensors, tree_unflatten
+from l2o.rules.base import tree_leaves, tree_rebuild
 
 
 def _check_lr(lr) -> None:
@@ -34,6 +39,7 @@ def _check_lr(lr) -> None:
 class LearnedOptimizer(Optimizer):
     """A learned update rule as a ``torch.optim.Optimizer``.
 
+    ``params``: parameters, ``named_parameters()`` (the rule then sees the real names), or parameter groups.
     ``checkpoint``: a shipped optimizer's name (``l2o.pretrained()``), a .safetensors checkpoint, or a
     training run's folder. ``lr``: the update scale (per parameter group; schedulers may change it).
     ``implementation``: the learned rule's ("auto": the compiled fused kernel for float32 CPU parameters
@@ -44,8 +50,13 @@ class LearnedOptimizer(Optimizer):
         _check_lr(lr)
         self.implementation = implementation
         self.rule = load_rule(checkpoint, implementation=implementation).requires_grad_(False).eval()
+        for method in ("split_state", "join_state"):
+            if not callable(getattr(self.rule, method, None)):
+                raise TypeError(f"the rule in {checkpoint} has no {method}(); LearnedOptimizer keeps per-parameter "
+                                f"state through it")
         self.checkpoint = str(checkpoint)
         self._rules: dict[tuple, torch.nn.Module] = {}
+        self._joined: dict[tuple, tuple] = {}  # (group, device, dtype) -> (its parameters' ids, the joined state)
         super().__init__(params, {"lr": lr})
 
     def add_param_group(self, param_group: dict) -> None:
@@ -53,13 +64,44 @@ class LearnedOptimizer(Optimizer):
             _check_lr(param_group["lr"])
         super().add_param_group(param_group)
 
-    def _rule_for(self, p: torch.Tensor) -> torch.nn.Module:
-        key = (p.device, p.dtype)
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self._joined.clear()  # the loaded per-parameter states are joined afresh at the next step
+
+    def _rule_for(self, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+        key = (device, dtype)
         if key not in self._rules:
             self._rules[key] = self.rule if key == (torch.device("cpu"), torch.float32) else \
                 load_rule(self.checkpoint, implementation=self.implementation).requires_grad_(False).eval().to(
-                    device=p.device, dtype=p.dtype)
+                    device=device, dtype=dtype)
         return self._rules[key]
+
+    def _state_for(self, key: tuple, rule, members: list[tuple[str, torch.Tensor]]):
+        """The joined state of ``members`` (name, parameter), rebuilt only when the members change."""
+        ids = tuple(id(p) for _, p in members)
+        cached = self._joined.get(key)
+        if cached is not None and cached[0] == ids:
+            return cached[1]
+        parts = {}
+        for name, p in members:
+            one = {name: p.detach().unsqueeze(0)}
+            fresh = rule.split_state(rule.init(one), one)[name]
+            st = self.state[p]
+            if "rule_state" not in st:
+                st["step"] = 0
+                parts[name] = fresh
+            else:
+                parts[name] = tree_rebuild(fresh, st["rule_state"])
+        params = {name: p.detach().unsqueeze(0) for name, p in members}
+        state = rule.join_state(parts, params)
+        self._keep(key, ids, rule, state, params, members)
+        return state
+
+    def _keep(self, key, ids, rule, state, params, members) -> None:
+        views = rule.split_state(state, params)
+        for name, p in members:
+            self.state[p]["rule_state"] = tree_leaves(views[name])
+        self._joined[key] = (ids, state)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -68,8 +110,10 @@ class LearnedOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
+        for g, group in enumerate(self.param_groups):
+            names = group.get("param_names") or [f"{g}.{i}" for i in range(len(group["params"]))]
+            buckets: dict[tuple, list[tuple[str, torch.Tensor]]] = {}
+            for name, p in zip(names, group["params"]):
                 if p.grad is None:
                     continue
                 if p.grad.is_sparse:
@@ -77,15 +121,17 @@ class LearnedOptimizer(Optimizer):
                 if p.is_complex():
                     raise RuntimeError("LearnedOptimizer does not support complex parameters; "
                                        "view them as real with torch.view_as_real")
-                rule = self._rule_for(p)
-                template = rule.init({"p": p.new_empty(0)})
-                state = self.state[p]
-                if "rule_state" not in state:
-                    state["step"] = 0
-                    state["rule_state"] = tree_tensors(rule.init({"p": p}))
-                rule_state = tree_unflatten(template, state["rule_state"])
-                updates, rule_state = rule.update({"p": p.grad}, rule_state, inplace=True)
-                p.add_(updates["p"], alpha=group["lr"])
-                state["rule_state"] = tree_tensors(rule_state)
-                state["step"] += 1
+                buckets.setdefault((p.device, p.dtype), []).append((name, p))
+            for (device, dtype), members in buckets.items():
+                rule = self._rule_for(device, dtype)
+                key = (g, device, dtype)
+                state = self._state_for(key, rule, members)
+                grads = {name: p.grad.unsqueeze(0) for name, p in members}
+                updates, new_state = rule.update(grads, state, inplace=True)
+                if any(a is not b for a, b in zip(tree_leaves(new_state), tree_leaves(state))):
+                    params = {name: p.detach().unsqueeze(0) for name, p in members}
+                    self._keep(key, self._joined[key][0], rule, new_state, params, members)
+                for name, p in members:
+                    p.add_(updates[name].squeeze(0), alpha=group["lr"])
+                    self.state[p]["step"] += 1
         return loss

@@ -1,6 +1,7 @@
 """Update rules behind one protocol: the learned LSTM and the hand-designed baselines."""
 
-from l2o.rules.base import UpdateRule, apply_updates, detach, implementation_of, tree_map, tree_tensors
+from l2o.rules.base import (UpdateRule, apply_updates, detach, from_per_problem, implementation_of, num_problems,
+                            per_problem, tree_map, tree_tensors)
 from l2o.rules.baselines import BASELINES, NAG, SGD, Adam, RMSprop
 from l2o.rules.lstm import LSTMConfig, LSTMRule, LSTMState
 from l2o.rules.preprocess import log_sign
@@ -20,6 +21,7 @@ def make_rule(name: str, *, implementation: str = "auto", **config) -> UpdateRul
 
 
 __all__ = [
-    "UpdateRule", "apply_updates", "detach", "implementation_of", "tree_map", "tree_tensors", "BASELINES", "LEARNED",
+    "UpdateRule", "apply_updates", "detach", "implementation_of", "num_problems", "per_problem",
+    "from_per_problem", "tree_map", "tree_tensors", "BASELINES", "LEARNED",
     "SGD", "NAG", "RMSprop", "Adam", "LSTMConfig", "LSTMRule", "LSTMState", "log_sign", "make_rule",
 ]

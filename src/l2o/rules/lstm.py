@@ -197,6 +197,22 @@ class LSTMRule(nn.Module):
         update = self.out(x).squeeze(-1) * self.cfg.output_scale
         return update, LSTMState(tuple(hs), tuple(cs))
 
+    def split_state(self, state: LSTMState, params: Params) -> dict[str, LSTMState]:
+        """Each parameter's share of ``state`` (views of its rows), for keeping per-parameter state."""
+        out, start = {}, 0
+        for name, t in params.items():
+            n = t.numel()
+            out[name] = LSTMState(tuple(h[start:start + n] for h in state.h), tuple(c[start:start + n] for c in state.c))
+            start += n
+        return out
+
+    def join_state(self, parts: dict[str, LSTMState], params: Params) -> LSTMState:
+        """The state of ``params`` from each parameter's share (the inverse of ``split_state``; one copy)."""
+        ordered = [parts[name] for name in params]
+        L = self.cfg.num_layers
+        return LSTMState(tuple(torch.cat([s.h[i] for s in ordered]) for i in range(L)),
+                         tuple(torch.cat([s.c[i] for s in ordered]) for i in range(L)))
+
     def update(self, grads: Params, state: LSTMState, *, inplace: bool = False) -> tuple[Params, LSTMState]:
         flat = flatten(grads)
         if flat.shape[0] != state.h[0].shape[0]:
