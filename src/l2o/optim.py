@@ -14,7 +14,8 @@ where s is the rule's state for those parameters. It lives in one buffer per gro
 parameter's ``self.state[p]["rule_state"]`` holds views of its share, so ``state_dict()`` saves it without
 copies and ``load_state_dict()`` resumes the exact trajectory (``torch.load(weights_only=True)`` reads it).
 A parameter that gains or loses a gradient between steps keeps its own state; the buffer is rebuilt only
-then. ``lr`` multiplies the learned update; 1.0 applies the rule as it was meta-trained, and schedulers
+then. With a routed rule (``l2o.rules.Routed``) a group may name the sub-rule its parameters go to:
+``{"params": ..., "rule": "fc"}``. ``lr`` multiplies the learned update; 1.0 applies the rule as it was meta-trained, and schedulers
 from ``torch.optim.lr_scheduler`` scale it like any learning rate.
 
 Loading never runs code from a file: checkpoints are safetensors with JSON settings.
@@ -49,12 +50,12 @@ class LearnedOptimizer(Optimizer):
     def __init__(self, params, checkpoint: str = "quadratic", lr: float = 1.0, implementation: str = "auto"):
         _check_lr(lr)
         self.implementation = implementation
+        self.checkpoint = str(checkpoint)
         self.rule = load_rule(checkpoint, implementation=implementation).requires_grad_(False).eval()
         for method in ("split_state", "join_state"):
             if not callable(getattr(self.rule, method, None)):
                 raise TypeError(f"the rule in {checkpoint} has no {method}(); LearnedOptimizer keeps per-parameter "
                                 f"state through it")
-        self.checkpoint = str(checkpoint)
         self._rules: dict[tuple, torch.nn.Module] = {}
         self._joined: dict[tuple, tuple] = {}  # (group, device, dtype) -> (its parameters' ids, the joined state)
         super().__init__(params, {"lr": lr})
@@ -62,6 +63,11 @@ class LearnedOptimizer(Optimizer):
     def add_param_group(self, param_group: dict) -> None:
         if "lr" in param_group:
             _check_lr(param_group["lr"])
+        if "rule" in param_group:  # the label of a routed rule's sub-rule that this group's parameters go to
+            if not callable(getattr(self.rule, "rule", None)):
+                raise ValueError(f"a parameter group names the sub-rule {param_group['rule']!r}, but {self.checkpoint} "
+                                 f"is not a routed rule")
+            self.rule.rule(param_group["rule"])  # an unknown label is an error now, not at the first step
         super().add_param_group(param_group)
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -124,6 +130,8 @@ class LearnedOptimizer(Optimizer):
                 buckets.setdefault((p.device, p.dtype), []).append((name, p))
             for (device, dtype), members in buckets.items():
                 rule = self._rule_for(device, dtype)
+                if "rule" in group:
+                    rule = rule.rule(group["rule"])
                 key = (g, device, dtype)
                 state = self._state_for(key, rule, members)
                 grads = {name: p.grad.unsqueeze(0) for name, p in members}

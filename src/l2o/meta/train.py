@@ -154,11 +154,12 @@ def meta_train(
         torch.manual_seed(cfg.seed)
         rule.reset_parameters()
     rule.to(device)  # resolves the rule's implementation for the device
-    if cfg.second_order and getattr(rule, "implementation", None) == "fused":  # the kernel drops them
-        if rule.requested_implementation == "fused":
-            raise ValueError("second_order=True needs second derivatives, which the fused kernel drops; "
-                             "use implementation 'torch' or 'auto'")
-        rule.set_implementation("torch")
+    for part in rule.modules() if cfg.second_order else ():  # the kernel drops second derivatives
+        if getattr(part, "implementation", None) == "fused":
+            if part.requested_implementation == "fused":
+                raise ValueError("second_order=True needs second derivatives, which the fused kernel drops; "
+                                 "use implementation 'torch' or 'auto'")
+            part.set_implementation("torch")
     config = resolved_config(family, rule, cfg)
     opt = torch.optim.Adam(rule.parameters(), lr=cfg.meta_lr)
     best = copy.deepcopy(rule.state_dict())

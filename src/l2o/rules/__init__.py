@@ -5,8 +5,9 @@ from l2o.rules.base import (UpdateRule, apply_updates, detach, from_per_problem,
 from l2o.rules.baselines import BASELINES, NAG, SGD, Adam, RMSprop
 from l2o.rules.lstm import LSTMConfig, LSTMRule, LSTMState
 from l2o.rules.preprocess import log_sign
+from l2o.rules.routed import Routed
 
-LEARNED = {"lstm": LSTMRule}
+LEARNED = {"lstm": LSTMRule, "routed": Routed}
 
 
 def make_rule(name: str, *, implementation: str = "auto", **config) -> UpdateRule:
@@ -23,5 +24,5 @@ def make_rule(name: str, *, implementation: str = "auto", **config) -> UpdateRul
 __all__ = [
     "UpdateRule", "apply_updates", "detach", "implementation_of", "num_problems", "per_problem",
     "from_per_problem", "tree_map", "tree_tensors", "BASELINES", "LEARNED",
-    "SGD", "NAG", "RMSprop", "Adam", "LSTMConfig", "LSTMRule", "LSTMState", "log_sign", "make_rule",
+    "SGD", "NAG", "RMSprop", "Adam", "LSTMConfig", "LSTMRule", "LSTMState", "log_sign", "make_rule", "Routed",
 ]
