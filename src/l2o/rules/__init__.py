@@ -10,6 +10,20 @@ from l2o.rules.routed import Routed
 LEARNED = {"lstm": LSTMRule, "routed": Routed}
 
 
+def register_rule(name: str):
+    """Decorator: make the learned rule class ``cls`` buildable by ``make_rule(name, **config)`` (and so its
+    checkpoints loadable by ``load_rule`` and ``LearnedOptimizer``). Its ``__init__`` takes its ``config()``
+    (without ``name``) and ``implementation``."""
+
+    def decorate(cls):
+        if name in LEARNED and LEARNED[name] is not cls or name in BASELINES:
+            raise ValueError(f"an update rule named {name!r} is already registered")
+        LEARNED[name] = cls
+        return cls
+
+    return decorate
+
+
 def make_rule(name: str, *, implementation: str = "auto", **config) -> UpdateRule:
     """Build a rule from its name and settings (as written by ``rule.config()``); ``implementation`` is the
     learned rules' ("auto", "torch", "fused"; the baselines have only PyTorch's)."""
@@ -24,5 +38,5 @@ def make_rule(name: str, *, implementation: str = "auto", **config) -> UpdateRul
 __all__ = [
     "UpdateRule", "apply_updates", "detach", "implementation_of", "num_problems", "per_problem",
     "from_per_problem", "tree_map", "tree_tensors", "BASELINES", "LEARNED",
-    "SGD", "NAG", "RMSprop", "Adam", "LSTMConfig", "LSTMRule", "LSTMState", "log_sign", "make_rule", "Routed",
+    "SGD", "NAG", "RMSprop", "Adam", "LSTMConfig", "LSTMRule", "LSTMState", "log_sign", "make_rule", "register_rule", "Routed",
 ]
