@@ -59,5 +59,5 @@ def test_bad_learning_rate(lr):
 
 
 def test_unknown_rule_lists_the_available_ones():
-    with pytest.raises(ValueError, match="unknown update rule 'adagrad'; available: adam, lstm, nag, rmsprop, sgd"):
+    with pytest.raises(ValueError, match="unknown update rule 'adagrad'; available: adam, lstm, nag, rmsprop, routed, sgd"):
         make_rule("adagrad", lr=1.0)
