@@ -47,10 +47,13 @@ class LSTMConfig:
     input_scale: float = 1.0  # multiplies the raw gradient when preprocess is off
     output_scale: float = 0.1  # multiplies the linear output (paper: 0.1 MNIST, 1 quadratics)
     output_init: float = 0.1  # the output layer's initial weights are scaled by this (small first steps)
+    gac: int = 0  # global averaging cells per layer (paper App. D): their h is averaged over each optimizee
 
     def __post_init__(self):
         if self.hidden_size < 1 or self.num_layers < 1:
             raise ValueError(f"hidden_size and num_layers must be >= 1, got {self.hidden_size}, {self.num_layers}")
+        if not 0 <= self.gac <= self.hidden_size:
+            raise ValueError(f"gac must be between 0 and hidden_size ({self.hidden_size}), got {self.gac}")
         if self.p <= 0:
             raise ValueError(f"p must be > 0, got {self.p}")
         if self.output_scale <= 0 or self.input_scale <= 0:
@@ -111,6 +114,8 @@ class LSTMRule(nn.Module):
         if self.cfg.hidden_size != 20 or self.cfg.num_layers != 2:
             return (f"the kernel is specialised for 2 layers of 20 units, this rule has {self.cfg.num_layers} "
                     f"of {self.cfg.hidden_size}")
+        if self.cfg.gac:
+            return "the kernel has no global averaging cells"
         w = self.out.weight
         if w.device.type != "cpu" or w.dtype != torch.float32:
             return f"the kernel runs float32 on the CPU, this rule's weights are {w.dtype} on {w.device}"
@@ -150,7 +155,10 @@ class LSTMRule(nn.Module):
             self.out.bias.zero_()
 
     def config(self) -> dict:
-        return {"name": self.name, **asdict(self.cfg)}
+        settings = asdict(self.cfg)
+        if not settings["gac"]:  # the plain LSTM's settings read as they always did
+            del settings["gac"]
+        return {"name": self.name, **settings}
 
     def inputs(self, grad: Tensor) -> Tensor:
         if self.cfg.preprocess:
@@ -168,11 +176,14 @@ class LSTMRule(nn.Module):
         n = sum(p.numel() for p in params.values())
         return self.init_flat(n, device=first.device, dtype=first.dtype)
 
-    def step_flat(self, grad: Tensor, state: LSTMState, out: LSTMState | None = None) -> tuple[Tensor, LSTMState]:
+    def step_flat(self, grad: Tensor, state: LSTMState, out: LSTMState | None = None,
+                  problems: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, LSTMState]:
         """One step on a flat gradient (N,): the update (N,) and the next state.
 
         ``out``: where to write the next state (may be ``state`` itself, for an in-place step); only the
-        compiled kernel writes there, so callers must use the returned state.
+        compiled kernel writes there, so callers must use the returned state. ``problems``: each coordinate's
+        problem index (N,) and each problem's number of coordinates (B,), for the global averaging cells
+        (default: all coordinates are one optimizee).
         """
         if self.implementation == "fused":
             if grad.device.type != "cpu" or grad.dtype != torch.float32:
@@ -191,6 +202,8 @@ class LSTMRule(nn.Module):
         hs, cs = [], []
         for cell, h, c in zip(self.cells, state.h, state.c):
             h, c = cell(x, (h, c))
+            if self.cfg.gac:
+                h = self._average(h, problems)
             hs.append(h)
             cs.append(c)
             x = h
@@ -213,6 +226,32 @@ class LSTMRule(nn.Module):
         return LSTMState(tuple(torch.cat([s.h[i] for s in ordered]) for i in range(L)),
                          tuple(torch.cat([s.c[i] for s in ordered]) for i in range(L)))
 
+    def _average(self, h: Tensor, problems: tuple[Tensor, Tensor] | None) -> Tensor:
+        """The first ``gac`` units of h replaced by their mean over the coordinates of each optimizee."""
+        k = self.cfg.gac
+        if problems is None:
+            mean = h[:, :k].mean(0, keepdim=True).expand(h.shape[0], k)
+        else:
+            index, counts = problems
+            sums = h.new_zeros(counts.shape[0], k).index_add(0, index, h[:, :k])
+            mean = (sums / counts.unsqueeze(1).to(h.dtype))[index]
+        return torch.cat([mean, h[:, k:]], dim=1)
+
+    def problem_index(self, grads: Params) -> tuple[Tensor, Tensor]:
+        """For the flat layout of ``grads`` (tensor after tensor; the first axis of each is the problem axis):
+        each coordinate's problem (N,) and each problem's number of coordinates (B,). Cached per shapes."""
+        key = tuple((tuple(t.shape), t.device) for t in grads.values())
+        cache = self.__dict__.setdefault("_problem_index", {})
+        if key not in cache:
+            first = next(iter(grads.values()))
+            B = first.shape[0]
+            device = first.device
+            index = torch.cat([torch.arange(B, device=device).repeat_interleave(t[0].numel()) for t in grads.values()])
+            counts = torch.bincount(index, minlength=B)
+            cache.clear()  # one layout at a time: meta-training, validation and deployment each keep theirs
+            cache[key] = (index, counts)
+        return cache[key]
+
     def update(self, grads: Params, state: LSTMState, *, inplace: bool = False) -> tuple[Params, LSTMState]:
         flat = flatten(grads)
         if flat.shape[0] != state.h[0].shape[0]:
@@ -220,5 +259,6 @@ class LSTMRule(nn.Module):
                 f"the gradients have {flat.shape[0]} coordinates but the LSTM state has "
                 f"{state.h[0].shape[0]} rows; was the state made by init() for these parameters?"
             )
-        update, state = self.step_flat(flat, state, out=state if inplace else None)
+        problems = self.problem_index(grads) if self.cfg.gac else None
+        update, state = self.step_flat(flat, state, out=state if inplace else None, problems=problems)
         return unflatten(update, grads), state
