@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from l2o.meta import unroll
 from l2o.rules import NAG, SGD, Adam, RMSprop, apply_updates, make_rule
 
 CASES = [
@@ -59,5 +60,38 @@ def test_bad_learning_rate(lr):
 
 
 def test_unknown_rule_lists_the_available_ones():
-    with pytest.raises(ValueError, match="unknown update rule 'adagrad'; available: adam, lstm, nag, rmsprop, routed, sgd"):
+    with pytest.raises(ValueError, match="unknown update rule 'adagrad'; available: adam, lbfgs, lstm, nag, rmsprop, routed, sgd"):
         make_rule("adagrad", lr=1.0)
+
+
+def test_lbfgs_matches_torch_optim_lbfgs_step_for_step_in_float64():
+    """Each problem of a vectorised batch follows torch.optim.LBFGS (no line search, max_iter 1, history 10)."""
+    from l2o.rules import LBFGS
+    from l2o.tasks import QuadraticFamily
+
+    task = QuadraticFamily(dtype="float64").sample("test", 0, 3)
+    ours = unroll(LBFGS(lr=0.5), task, 15).params["theta"]
+    for b in range(3):
+        theta = torch.nn.Parameter(task.theta0[b].clone())
+        opt = torch.optim.LBFGS([theta], lr=0.5, max_iter=1, history_size=10, line_search_fn=None,
+                                tolerance_grad=-1.0, tolerance_change=0.0)
+        W, y = task.W[b], task.y[b]
+
+        def closure():
+            opt.zero_grad()
+            loss = ((W @ theta - y) ** 2).sum()
+            loss.backward()
+            return loss
+
+        for _ in range(15):
+            opt.step(closure)
+        torch.testing.assert_close(theta.detach(), ours[b], rtol=1e-10, atol=1e-12)
+
+
+def test_lbfgs_solves_a_quadratic_far_faster_than_sgd():
+    from l2o.rules import LBFGS
+    from l2o.tasks import QuadraticFamily
+
+    task = QuadraticFamily(dtype="float64").sample("test", 1, 16)
+    gap = lambda rule: float((unroll(rule, task, 100).losses[-1] - task.solution_loss()).mean())  # noqa: E731
+    assert gap(LBFGS(lr=1.0)) < 1e-9 and gap(make_rule("sgd", lr=0.01)) > 0.1

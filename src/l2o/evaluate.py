@@ -94,7 +94,9 @@ def table(results: dict[str, Any], reference: str | None = None) -> str:
     ``reference`` defaults to the best (lowest final mean) rule whose name is not a learned one.
     """
     rules = results["rules"]
-    learned = {k for k, r in rules.items() if r["rule"].get("name") not in ("sgd", "nag", "rmsprop", "adam")}
+    from l2o.rules.baselines import BASELINES
+
+    learned = {k for k, r in rules.items() if r["rule"].get("name") not in BASELINES}
     baselines = [k for k in rules if k not in learned]
     if reference is None and baselines:
         reference = min(baselines, key=lambda k: rules[k]["final_mean"])

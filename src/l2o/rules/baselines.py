@@ -146,4 +146,7 @@ class Adam:
         return asdict(self)
 
 
-BASELINES = {"sgd": SGD, "nag": NAG, "rmsprop": RMSprop, "adam": Adam}
+from l2o.rules.lbfgs import LBFGS  # noqa: E402 - a baseline with its own module
+
+# the paper's four; L-BFGS is tuned and evaluated where asked for (``l2o tune --baselines ... lbfgs``)
+BASELINES = {"sgd": SGD, "nag": NAG, "rmsprop": RMSprop, "adam": Adam, "lbfgs": LBFGS}
