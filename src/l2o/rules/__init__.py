@@ -5,9 +5,10 @@ from l2o.rules.base import (UpdateRule, apply_updates, detach, from_per_problem,
 from l2o.rules.baselines import BASELINES, LBFGS, NAG, SGD, Adam, RMSprop
 from l2o.rules.lstm import LSTMConfig, LSTMRule, LSTMState
 from l2o.rules.preprocess import log_sign
+from l2o.rules.ntm import NTMConfig, NTMRule
 from l2o.rules.routed import Routed
 
-LEARNED = {"lstm": LSTMRule, "routed": Routed}
+LEARNED = {"lstm": LSTMRule, "ntm": NTMRule, "routed": Routed}
 
 
 def register_rule(name: str):
@@ -38,5 +39,5 @@ def make_rule(name: str, *, implementation: str = "auto", **config) -> UpdateRul
 __all__ = [
     "UpdateRule", "apply_updates", "detach", "implementation_of", "num_problems", "per_problem",
     "from_per_problem", "tree_map", "tree_tensors", "BASELINES", "LEARNED",
-    "SGD", "NAG", "RMSprop", "Adam", "LBFGS", "LSTMConfig", "LSTMRule", "LSTMState", "log_sign", "make_rule", "register_rule", "Routed",
+    "SGD", "NAG", "RMSprop", "Adam", "LBFGS", "LSTMConfig", "LSTMRule", "LSTMState", "log_sign", "make_rule", "register_rule", "Routed", "NTMConfig", "NTMRule",
 ]

@@ -1,0 +1,123 @@
+"""NTM-BFGS and NTM-L-BFGS (paper Appendix D): the memory against a direct computation, the window against
+the full memory, problems never mixed, meta-gradients through the memory against finite differences, and the
+state through LearnedOptimizer's state_dict."""
+
+import pytest
+import torch
+
+from l2o import LearnedOptimizer, checkpoint, load_rule
+from l2o.meta import unroll
+from l2o.rules import NTMRule, make_rule
+from l2o.tasks import QuadraticFamily
+from l2o.tasks.mlp import MLPConfig, MLPFamily, synthetic_dataset
+
+
+def _rule(**kw):
+    torch.manual_seed(0)
+    return NTMRule(output_init=1.0, **{"preprocess": False, "output_scale": 1.0, **kw})
+
+
+def test_memory_writes_outer_products_and_reads_matrix_vector_products():
+    rule = _rule(write_heads=2, read_heads=2)
+    task = QuadraticFamily(dim=5).sample("test", 0, 3)
+    params = task.init_params()
+    state = rule.init(params)
+    pairs = []
+    for step in range(4):
+        p = {k: v.detach().requires_grad_() for k, v in params.items()}
+        grads = dict(zip(p, torch.autograd.grad(task.loss(p, step).sum(), list(p.values()))))
+        with torch.no_grad():
+            updates, new = rule.update(grads, state)
+            out = rule.out(new.h[-1]).view(3, 5, -1)
+            pairs.append((out[..., 3:5], out[..., 5:7]))
+            M = sum(torch.einsum("bnw,bmw->bnm", a, b) for a, b in pairs)
+            torch.testing.assert_close(new.a, M)  # M_{t+1} = Σ a bᵀ
+            torch.testing.assert_close(rule.read(new), torch.einsum("bnm,bmr->bnr", M, new.read))  # i = M r
+        params, state = {k: params[k] + updates[k] for k in params}, new
+
+
+def test_the_window_equals_the_full_memory_while_it_holds_every_pair_and_forgets_after():
+    full = _rule()
+    task = QuadraticFamily().sample("test", 0, 4)
+    window = _rule(memory="window", window=30)  # 10 steps of 3 pairs
+    window.load_state_dict(full.state_dict())
+    a, b = unroll(full, task, 10), unroll(window, task, 10)
+    torch.testing.assert_close(a.losses, b.losses, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(window.read(b.state), full.read(a.state), rtol=1e-5, atol=1e-6)
+    short = _rule(memory="window", window=6)
+    short.load_state_dict(full.state_dict())
+    assert not torch.allclose(unroll(short, task, 10).losses, a.losses)
+
+
+@pytest.mark.parametrize("memory", ["full", "window"])
+def test_memory_and_averages_never_mix_problems(memory):
+    rule = _rule(memory=memory)
+    family = MLPFamily(synthetic_dataset(n=256), MLPConfig(hidden=(3,)))
+    task = family.sample("test", 0, 2)
+    together = unroll(rule, task, 4).params
+    for b in range(2):
+        one = type(task)(task.cfg, task.data, {k: v[b:b + 1] for k, v in task.theta0.items()}, task.seed)
+        one.batch = lambda step, b=b: tuple(t[b:b + 1] for t in task.batch(step))
+        alone = unroll(rule, one, 4).params
+        for k in together:
+            torch.testing.assert_close(together[k][b:b + 1], alone[k], rtol=1e-5, atol=1e-7)
+
+
+def test_meta_gradient_through_the_memory_matches_finite_differences():
+    """float64, 3 steps, second derivatives kept so that the full derivative is what autograd computes."""
+    torch.manual_seed(1)
+    rule = NTMRule(preprocess=False, output_scale=0.5, output_init=1.0, hidden_size=4, gac=1).double()
+    task = QuadraticFamily(dim=4, dtype="float64").sample("test", 0, 2)
+
+    def meta_loss():
+        return unroll(rule, task, 3, meta=True, second_order=True).losses[1:].sum()
+
+    meta_loss().backward()
+    weights = [rule.out.weight, rule.cells[0].weight_ih, rule.cells[1].bias_hh]
+    eps = 1e-6
+    for w in weights:
+        for idx in [(0, 0), (5, 1)] if w.dim() == 2 else [(0,), (3,)]:  # (5, 1): a weight of the read input
+            with torch.no_grad():
+                w[idx] += eps
+                up = meta_loss().item()
+                w[idx] -= 2 * eps
+                down = meta_loss().item()
+                w[idx] += eps
+            assert w.grad[idx].item() == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-8)
+    assert rule.out.weight.grad[1 + 1:].abs().sum() > 0  # the write heads' weights get gradient (via the reads)
+
+
+def test_state_dict_round_trip_resumes_exactly(tmp_path):
+    for memory in ("window", "full"):
+        rule = _rule(memory=memory, window=9).requires_grad_(False)
+        checkpoint.save_rule(tmp_path / f"{memory}.safetensors", rule)
+        assert load_rule(tmp_path / f"{memory}.safetensors").config() == rule.config()
+
+        def run(opt, ps, steps):
+            for _ in range(steps):
+                opt.zero_grad()
+                sum(((p - 1) ** 2 * torch.arange(1, p.numel() + 1).view_as(p)).sum() for p in ps).backward()
+                opt.step()
+
+        ps = [torch.nn.Parameter(torch.zeros(2, 3)), torch.nn.Parameter(torch.zeros(4))]
+        opt = LearnedOptimizer(ps, checkpoint=str(tmp_path / f"{memory}.safetensors"))
+        run(opt, ps, 3)
+        torch.save({"p": [p.detach().clone() for p in ps], "opt": opt.state_dict()}, tmp_path / "ck.pt")
+        run(opt, ps, 3)
+        saved = torch.load(tmp_path / "ck.pt", weights_only=True)
+        qs = [torch.nn.Parameter(p) for p in saved["p"]]
+        opt2 = LearnedOptimizer(qs, checkpoint=str(tmp_path / f"{memory}.safetensors"))
+        opt2.load_state_dict(saved["opt"])
+        run(opt2, qs, 3)
+        assert all(torch.equal(p.detach(), q.detach()) for p, q in zip(ps, qs)), memory
+
+
+def test_clear_errors():
+    rule = NTMRule(max_full=100)
+    with pytest.raises(ValueError, match="use NTM-L-BFGS, memory='window'"):
+        rule.init({"w": torch.zeros(1, 101)})
+    with pytest.raises(ValueError, match="run on PyTorch only"):
+        NTMRule(implementation="fused")
+    with pytest.raises(ValueError, match="memory must be one of"):
+        NTMRule(memory="tape")
+    assert make_rule("ntm", memory="window").cfg.memory == "window"
