@@ -3,6 +3,7 @@ coordinates of one optimizee at every step."""
 
 import pytest
 import torch
+from problems import assert_problems_stay_apart
 
 from l2o import LearnedOptimizer, LSTMRule, checkpoint, load_rule
 from l2o.meta import unroll
@@ -43,14 +44,7 @@ def test_averages_never_mix_problems():
     """Two problems side by side give what each gives alone."""
     rule = _gac_rule(2)
     family = MLPFamily(synthetic_dataset(n=512), MLPConfig(hidden=(6,)))
-    task = family.sample("test", 0, 2)
-    together = unroll(rule, task, 4).params
-    for b in range(2):
-        one = type(task)(task.cfg, task.data, {k: v[b:b + 1] for k, v in task.theta0.items()}, task.seed)
-        one.batch = lambda step, b=b: tuple(t[b:b + 1] for t in task.batch(step))
-        alone = unroll(rule, one, 4).params
-        for k in together:
-            torch.testing.assert_close(together[k][b:b + 1], alone[k], rtol=1e-5, atol=1e-7)
+    assert_problems_stay_apart(rule, family, steps=4)
 
 
 def test_meta_gradients_reach_through_the_averages():

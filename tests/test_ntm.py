@@ -4,6 +4,7 @@ state through LearnedOptimizer's state_dict."""
 
 import pytest
 import torch
+from problems import assert_problems_stay_apart
 
 from l2o import LearnedOptimizer, checkpoint, load_rule
 from l2o.meta import unroll
@@ -53,14 +54,7 @@ def test_the_window_equals_the_full_memory_while_it_holds_every_pair_and_forgets
 def test_memory_and_averages_never_mix_problems(memory):
     rule = _rule(memory=memory)
     family = MLPFamily(synthetic_dataset(n=256), MLPConfig(hidden=(3,)))
-    task = family.sample("test", 0, 2)
-    together = unroll(rule, task, 4).params
-    for b in range(2):
-        one = type(task)(task.cfg, task.data, {k: v[b:b + 1] for k, v in task.theta0.items()}, task.seed)
-        one.batch = lambda step, b=b: tuple(t[b:b + 1] for t in task.batch(step))
-        alone = unroll(rule, one, 4).params
-        for k in together:
-            torch.testing.assert_close(together[k][b:b + 1], alone[k], rtol=1e-5, atol=1e-7)
+    assert_problems_stay_apart(rule, family, steps=4)
 
 
 def test_meta_gradient_through_the_memory_matches_finite_differences():

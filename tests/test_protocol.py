@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from problems import assert_problems_stay_apart
 
-from l2o.meta import unroll
 from l2o.rules import from_per_problem, num_problems, per_problem
 from l2o.tasks.mlp import MLPConfig, MLPFamily, synthetic_dataset
 
@@ -53,12 +53,4 @@ def test_per_problem_rows_hold_each_problems_coordinates_in_name_order():
 
 def test_a_per_problem_rule_treats_each_problem_as_its_own_optimizee():
     """Three problems side by side end where each ends alone: the norm never mixes problems."""
-    family, rule = _family(), NormalizedGD()
-    together = unroll(rule, family.sample("test", 0, 3), 5).params
-    task = family.sample("test", 0, 3)
-    for b in range(3):
-        one = type(task)(task.cfg, task.data, {k: v[b:b + 1] for k, v in task.theta0.items()}, task.seed)
-        one.batch = lambda step, b=b: tuple(t[b:b + 1] for t in task.batch(step))
-        alone = unroll(rule, one, 5).params
-        for k in together:
-            torch.testing.assert_close(together[k][b:b + 1], alone[k], rtol=1e-5, atol=1e-7)
+    assert_problems_stay_apart(NormalizedGD(), _family(), steps=5, problems=3)

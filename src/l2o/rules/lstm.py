@@ -83,6 +83,17 @@ def unflatten(flat: Tensor, like: Params) -> Params:
 IMPLEMENTATIONS = ("auto", "torch", "fused")
 
 
+def reset_stack(cells: nn.ModuleList, out: nn.Linear, output_init: float) -> None:
+    """PyTorch's default LSTM initialisation; the output layer's weights scaled by ``output_init`` and its bias
+    zero, so that the first updates are small."""
+    for cell in cells:
+        cell.reset_parameters()
+    out.reset_parameters()
+    with torch.no_grad():
+        out.weight.mul_(output_init)
+        out.bias.zero_()
+
+
 class LSTMRule(nn.Module):
     """The learned update rule; an ``nn.Module`` whose parameters are φ.
 
@@ -146,13 +157,7 @@ class LSTMRule(nn.Module):
                 "kernel": kernels.build_name() if self.implementation == "fused" else None}
 
     def reset_parameters(self) -> None:
-        """PyTorch's default LSTM initialisation; a small output layer so the first updates are small."""
-        for cell in self.cells:
-            cell.reset_parameters()
-        self.out.reset_parameters()
-        with torch.no_grad():
-            self.out.weight.mul_(self.cfg.output_init)
-            self.out.bias.zero_()
+        reset_stack(self.cells, self.out, self.cfg.output_init)
 
     def config(self) -> dict:
         settings = asdict(self.cfg)

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from l2o.rules.base import from_per_problem, per_problem
+from l2o.rules.lstm import reset_stack
 from l2o.rules.preprocess import log_sign
 from l2o.tasks.base import Params
 
@@ -92,12 +93,7 @@ class NTMRule(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for cell in self.cells:
-            cell.reset_parameters()
-        self.out.reset_parameters()
-        with torch.no_grad():
-            self.out.weight.mul_(self.cfg.output_init)
-            self.out.bias.zero_()
+        reset_stack(self.cells, self.out, self.cfg.output_init)
 
     def config(self) -> dict:
         return {"name": self.name, **asdict(self.cfg)}
