@@ -100,3 +100,15 @@ def test_export_latest_takes_the_last_saved_weights_not_the_best(tmp_path):
     assert json.loads(latest.with_suffix(".json").read_text())["info"]["episode"] == 2
     with pytest.raises(SystemExit, match="--latest needs a run folder"):
         main(["export", str(best), "--latest", "--out", str(tmp_path / "x.safetensors")])
+
+
+def test_train_an_ntm_rule_from_the_command_line(tmp_path):
+    from l2o import checkpoint
+    from l2o.cli import main
+
+    code = main(["train", "--rule", "ntm", "--ntm-memory", "window", "--ntm-window", "6", "--no-ntm-preprocess",
+                 "--ntm-output-scale", "1", "--task", "quadratic", "--out", str(tmp_path), "--episodes", "1",
+                 "--horizon", "20", "--problems", "4", "--val-problems", "4", "--no-progress"])
+    assert code == 0
+    _, doc = checkpoint.load(tmp_path / "best.safetensors", "rule")
+    assert doc["rule"]["name"] == "ntm" and doc["rule"]["memory"] == "window" and doc["rule"]["window"] == 6

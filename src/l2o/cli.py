@@ -18,6 +18,7 @@ from l2o.evaluate import evaluate, load_results, save_results, table
 from l2o.meta.train import TrainConfig, load_latest, meta_train
 from l2o.rules.base import describe_implementation
 from l2o.rules.lstm import LSTMConfig, LSTMRule
+from l2o.rules.ntm import NTMConfig, NTMRule
 from l2o.tasks import families, family, make_family
 from l2o.tasks.mlp import MLPConfig
 from l2o.tasks.quadratic import QuadraticConfig
@@ -110,7 +111,10 @@ def _common(parser: argparse.ArgumentParser, threads: int = 0) -> None:
 
 def cmd_train(args) -> None:
     family = _family(args)
-    rule = LSTMRule(from_args(args, LSTMConfig, "lstm-"), implementation=args.implementation)
+    if args.rule == "ntm":
+        rule = NTMRule(from_args(args, NTMConfig, "ntm-"), implementation=args.implementation)
+    else:
+        rule = LSTMRule(from_args(args, LSTMConfig, "lstm-"), implementation=args.implementation)
     cfg = from_args(args, TrainConfig)
     if args.stop_after is not None and args.stop_after < 1:
         raise ValueError(f"--stop-after must be >= 1, got {args.stop_after}")
@@ -285,8 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--stop-after", type=int, default=None, metavar="N",
                    help="end this call after N more episodes (checkpointed; continue later with --resume)")
+    p.add_argument("--rule", default="lstm", choices=["lstm", "ntm"],
+                   help="the learned rule: the coordinatewise LSTM (--lstm-gac K: with global averaging cells) or "
+                        "NTM-BFGS (--ntm-memory window: NTM-L-BFGS), each with its own flags (default: lstm)")
     _family_args(p)
     add_dataclass(p, LSTMConfig, "lstm-")
+    add_dataclass(p, NTMConfig, "ntm-")
     add_dataclass(p, TrainConfig)
     _implementation_arg(p)
     _common(p)
