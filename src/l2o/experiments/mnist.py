@@ -134,10 +134,9 @@ def run_task(name: str, cfg: MLPConfig, steps: int, rule, s: Settings, out: Path
         plot_tuning(tuning, folder / "tuning.png")
     rules = {LEARNED: rule, **tuned_rules(tuning)}
     expect = {"task": family.config(), "steps": steps, "num_problems": e.test_problems, "learned_sha256": weights_sha(rule)}
-    if _fresh(results_path, expect) and all(
-            load_results(results_path)["rules"].get(k, {}).get("rule") == r.config()
-            and load_results(results_path)["rules"][k].get("implementation") == implementation_of(r)
-            for k, r in rules.items()):
+    saved = load_results(results_path)["rules"] if _fresh(results_path, expect) else {}
+    if saved and all(saved.get(k, {}).get("rule") == r.config()
+                     and saved[k].get("implementation") == implementation_of(r) for k, r in rules.items()):
         results = load_results(results_path)
     else:
         results = evaluate(rules, family, steps=steps, num_problems=e.test_problems, progress=progress,

@@ -124,9 +124,10 @@ def _import(name: str, path: Path) -> ModuleType:
     return module
 
 
-def find(spec: Spec) -> tuple[Path, str | None]:
-    """Where ``spec``'s build lives in the cache, and why it cannot be loaded (None: it can)."""
-    identity = spec.identity()
+def find(spec: Spec, identity: dict | None = None) -> tuple[Path, str | None]:
+    """Where ``spec``'s build lives in the cache, and why it cannot be loaded (None: it can). ``identity``:
+    ``spec.identity()``, if the caller has it already."""
+    identity = identity if identity is not None else spec.identity()
     name = spec.name(identity)
     path = cache_dir() / (name + _EXT)
     if not path.is_file():
@@ -267,7 +268,7 @@ def obtain(spec: Spec, *, say=None) -> tuple[ModuleType, dict]:
     t0 = time.perf_counter()
     identity = spec.identity()
     name = spec.name(identity)
-    path, why = find(spec)
+    path, why = find(spec, identity)
     facts = {"name": name, "path": str(path), "built": False}
     if why is None:
         try:
@@ -287,7 +288,7 @@ def obtain(spec: Spec, *, say=None) -> tuple[ModuleType, dict]:
     timeout = build_timeout()
     with _Lock(cache / f"{name}.lock", timeout, say):
         _clean_stale(cache, name)
-        if find(spec)[1] is None:  # another process built it while this one waited
+        if find(spec, identity)[1] is None:  # another process built it while this one waited
             module = _import(name, path)
             return module, {**facts, "seconds": time.perf_counter() - t0}
         say(f"compiling the fused LSTM kernel for this CPU (once per machine, 30-60 s) into {cache}")

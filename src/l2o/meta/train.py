@@ -213,11 +213,14 @@ def meta_train(
             for group in opt.param_groups:
                 group["lr"] = _lr(cfg, state.episode)
             task, scale = training_task(family, cfg, state.episode, device=device)
+
+            def episode_objective(losses, truncation, scale=scale):
+                return objective.meta_loss(losses, cfg, truncation, scale)
+
             carry = estimator.start(rule, task)
             for k in range(truncations):
                 opt.zero_grad(set_to_none=True)
-                loss, carry = estimator.estimate(
-                    rule, task, carry, k, lambda losses, t: objective.meta_loss(losses, cfg, t, scale))
+                loss, carry = estimator.estimate(rule, task, carry, k, episode_objective)
                 has_grads = any(p.grad is not None for p in rule.parameters())
                 norm = torch.nn.utils.clip_grad_norm_(rule.parameters(), cfg.clip or math.inf) if has_grads \
                     else torch.tensor(math.nan)
