@@ -259,6 +259,15 @@ def cmd_mnist(args) -> None:
               device=_device(args.device), command=shlex.join(["l2o", *args.argv]), implementation=args.implementation)
 
 
+def cmd_sharing(args) -> None:
+    from l2o.experiments import sharing
+
+    settings = sharing.Settings(task=args.task, experiment=from_args(args, sharing.ExperimentConfig))
+    sharing.run(args.out or f"runs/sharing/{args.task}", settings, data_dir=args.data_dir,
+                progress=not args.no_progress, device=_device(args.device), command=shlex.join(["l2o", *args.argv]),
+                implementation=args.implementation)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from l2o.experiments import mnist, quadratic
 
@@ -283,6 +292,20 @@ def build_parser() -> argparse.ArgumentParser:
     _implementation_arg(p)
     _common(p)
     p.set_defaults(fn=cmd_mnist)
+
+    from l2o.experiments import sharing
+
+    p = sub.add_parser("sharing", help="coordinates that share information (App. D): LSTM vs LSTM+GAC vs NTM-BFGS "
+                                       "(quadratic) or NTM-L-BFGS (mnist), with the tuned baselines")
+    p.add_argument("--task", default="quadratic", choices=sharing.TASKS,
+                   help="quadratic (with NTM-BFGS and the L-BFGS baseline) or mnist (with NTM-L-BFGS, the base "
+                        "task and the generalisation tests); each uses that task's shipped meta-training recipe")
+    p.add_argument("--out", default=None, help="output folder (default: runs/sharing/TASK); run again to resume")
+    _data_dir_arg(p)
+    add_dataclass(p, sharing.ExperimentConfig)
+    _implementation_arg(p)
+    _common(p)
+    p.set_defaults(fn=cmd_sharing)
 
     p = sub.add_parser("train", help="meta-train a learned optimizer")
     p.add_argument("--out", required=True, help="run folder (checkpoints, config, history)")
@@ -375,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = ""
         if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("train", "quadratic"):
             hint = "; once that is fixed, the same command with --resume continues from the last checkpoint"
-        elif isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command == "mnist":
+        elif isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("mnist", "sharing"):
             hint = "; once that is fixed, the same command continues from the last checkpoint"
         print(f"l2o: error: {e}{hint}", file=sys.stderr)
         return 2

@@ -19,7 +19,20 @@ STYLE = {  # the paper's figures: learned optimizer solid, baselines dashed
     "rmsprop": dict(color="tab:purple", linestyle="--"),
     "adam": dict(color="tab:green", linestyle="--"),
     "nag": dict(color="tab:orange", linestyle="--"),
+    "lbfgs": dict(color="tab:gray", linestyle=":"),
 }
+LEARNED_STYLE = {  # the learned optimizers, solid: the LSTM, with averaging cells, with a memory
+    "lstm": dict(color="tab:red", linestyle="-", linewidth=2),
+    "gac": dict(color="tab:brown", linestyle="-", linewidth=2),
+    "ntm": dict(color="black", linestyle="-", linewidth=2),
+}
+
+
+def _style(rule: dict[str, Any]) -> dict[str, Any]:
+    if rule.get("name") in STYLE:
+        return STYLE[rule["name"]]
+    kind = "gac" if rule.get("gac") and rule.get("name") == "lstm" else rule.get("name")
+    return LEARNED_STYLE.get(kind, LEARNED_STYLE["lstm"])
 
 
 def _save(fig, path: str | Path) -> None:
@@ -27,10 +40,6 @@ def _save(fig, path: str | Path) -> None:
     fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=130, bbox_inches="tight")
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
-
-
-def _style(rule: dict[str, Any]) -> dict[str, Any]:
-    return STYLE.get(rule.get("name"), dict(color="tab:red", linestyle="-", linewidth=2))
 
 
 def plot_curves(results: dict[str, Any], path: str | Path, title: str | None = None, band: bool = True) -> None:

@@ -38,6 +38,7 @@ from l2o.evaluate import evaluate, load_results, save_results, table
 from l2o.meta.train import TrainConfig, meta_train
 from l2o.plots import plot_curves, plot_history, plot_panels, plot_sweep, plot_tuning
 from l2o.rules.base import describe_implementation, implementation_of
+from l2o.rules.baselines import BASELINES
 from l2o.rules.lstm import LSTMConfig, LSTMRule
 from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
 from l2o.tune import load_tuning, lr_grid, save_tuning, tune, tuned_rules
@@ -50,6 +51,7 @@ RULE = LSTMConfig(preprocess=True, output_scale=0.1)
 TRAIN = TrainConfig(episodes=1200, problems=2, meta_lr=3e-3, schedule="cosine", log_loss=True, val_every=50,
                     val_problems=64, param_scale_spread=3.0, seed=0)
 LEARNED = "LSTM (learned)"
+TUNED = ("sgd", "nag", "rmsprop", "adam")  # the baselines tuned per task
 FIGURE5 = ("steps200", "units40", "layers2", "relu")
 
 
@@ -119,21 +121,27 @@ def _fresh(path: Path, expect: dict) -> bool:
 
 
 def run_task(name: str, cfg: MLPConfig, steps: int, rule, s: Settings, out: Path, *, data_dir=None,
-             progress: bool = True, device: str = "cpu", log=print) -> dict:
-    """Tune the baselines on validation problems, then evaluate everything on test problems (cached)."""
+             progress: bool = True, device: str = "cpu", log=print, baselines: tuple[str, ...] = TUNED) -> dict:
+    """Tune the baselines on validation problems, then evaluate everything on test problems (cached).
+    ``rule``: the learned rule, or several as {label: rule}."""
+    learned = rule if isinstance(rule, dict) else {LEARNED: rule}
     e = s.experiment
     family = ImageMLPFamily(cfg, data_dir=data_dir)
     folder = out / "tasks" / name
     grid = lr_grid(e.lr_min, e.lr_max, e.per_decade)
     tune_path, results_path = folder / "tuning.json", folder / "results.json"
-    if _fresh(tune_path, {"task": family.config(), "steps": steps, "num_problems": e.tune_problems, "grid": grid}):
+    if (_fresh(tune_path, {"task": family.config(), "steps": steps, "num_problems": e.tune_problems, "grid": grid})
+            and set(load_tuning(tune_path)["baselines"]) == set(baselines)):
         tuning = load_tuning(tune_path)
     else:
-        tuning = tune(family, grid=grid, steps=steps, num_problems=e.tune_problems, progress=progress, device=device)
+        tuning = tune(family, baselines, grid=grid, steps=steps, num_problems=e.tune_problems, progress=progress,
+                      device=device)
         save_tuning(tuning, tune_path)
         plot_tuning(tuning, folder / "tuning.png")
-    rules = {LEARNED: rule, **tuned_rules(tuning)}
-    expect = {"task": family.config(), "steps": steps, "num_problems": e.test_problems, "learned_sha256": weights_sha(rule)}
+    rules = {**learned, **tuned_rules(tuning)}
+    shas = {k: weights_sha(r) for k, r in learned.items()}
+    expect = {"task": family.config(), "steps": steps, "num_problems": e.test_problems,
+              "learned_sha256": shas[LEARNED] if list(shas) == [LEARNED] else shas}
     saved = load_results(results_path)["rules"] if _fresh(results_path, expect) else {}
     if saved and all(saved.get(k, {}).get("rule") == r.config()
                      and saved[k].get("implementation") == implementation_of(r) for k, r in rules.items()):
@@ -144,22 +152,25 @@ def run_task(name: str, cfg: MLPConfig, steps: int, rule, s: Settings, out: Path
         results["learned_sha256"] = expect["learned_sha256"]
         results["tuning"] = {k: {"lr": b["lr"], "at_grid_edge": b["at_grid_edge"]} for k, b in tuning["baselines"].items()}
         save_results(results, results_path)
-    h = headline(results)
     edges = [k for k, b in tuning["baselines"].items() if b["at_grid_edge"]]
-    log(f"    {name:10s} LSTM {h['learned_final_mean']:.4g}   best baseline {h['best_baseline']} "
-        f"(lr {h['best_baseline_lr']:.3g}) {h['best_baseline_final_mean']:.4g}   "
-        f"ratio {h['ratio_final_vs_best_baseline']:.3f}" + (f"   (best lr at the grid's edge: {', '.join(edges)})" if edges else ""))
+    for label in learned:
+        h = headline(results, label)
+        log(f"    {name:10s} {'LSTM' if label == LEARNED else label} {h['learned_final_mean']:.4g}   best baseline "
+            f"{h['best_baseline']} (lr {h['best_baseline_lr']:.3g}) {h['best_baseline_final_mean']:.4g}   "
+            f"ratio {h['ratio_final_vs_best_baseline']:.3f}" + (f"   (best lr at the grid's edge: {', '.join(edges)})" if edges else ""))
     return results
 
 
-def headline(results: dict) -> dict:
+def headline(results: dict, learned: str = LEARNED) -> dict:
+    """The learned rule ``learned`` against the best tuned baseline of a task's results."""
     r = results["rules"]
-    best = min((k for k in r if k != LEARNED), key=lambda k: r[k]["final_mean"])
-    return {"learned_final_mean": r[LEARNED]["final_mean"], "learned_final_sem": r[LEARNED]["final_sem"],
+    baselines = [k for k in r if r[k]["rule"].get("name") in BASELINES]
+    best = min(baselines, key=lambda k: r[k]["final_mean"])
+    return {"learned_final_mean": r[learned]["final_mean"], "learned_final_sem": r[learned]["final_sem"],
             "best_baseline": best, "best_baseline_lr": r[best]["rule"]["lr"],
             "best_baseline_final_mean": r[best]["final_mean"],
-            "ratio_final_vs_best_baseline": r[LEARNED]["final_mean"] / r[best]["final_mean"],
-            "learned_beats_every_baseline": all(r[LEARNED]["final_mean"] < r[k]["final_mean"] for k in r if k != LEARNED),
+            "ratio_final_vs_best_baseline": r[learned]["final_mean"] / r[best]["final_mean"],
+            "learned_beats_every_baseline": all(r[learned]["final_mean"] < r[k]["final_mean"] for k in baselines),
             "steps": results["steps"], "num_problems": results["num_problems"]}
 
 
