@@ -115,3 +115,28 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="memory must be one of"):
         NTMRule(memory="tape")
     assert make_rule("ntm", memory="window").cfg.memory == "window"
+
+
+def test_head_scale_squash_and_read_scale():
+    plain, rule = _rule(), _rule(head_init=0.5, squash=True, read_scale=0.25)
+    assert "squash" not in plain.config() and plain.config() == NTMRule(**{
+        k: v for k, v in plain.config().items() if k != "name"}).config()  # the paper's settings read as before
+    assert rule.config()["squash"] is True and rule.config()["read_scale"] == 0.25
+    torch.manual_seed(0)
+    small = NTMRule(output_init=0.1, head_init=1.0)
+    torch.manual_seed(0)
+    ref = NTMRule(output_init=1.0)
+    torch.testing.assert_close(small.out.weight[0], ref.out.weight[0] * 0.1)  # the step's row: output_init
+    torch.testing.assert_close(small.out.weight[1:], ref.out.weight[1:])  # the heads' rows: head_init
+    task = QuadraticFamily(dim=6).sample("test", 0, 2)
+    with torch.no_grad():
+        state = unroll(rule, task, 5).state
+    assert state.a.abs().max() <= 5 * 3  # 5 steps of 3 outer products of vectors in [-1, 1]
+    # reading at a quarter equals reading in full with the read's input weights at a quarter
+    scaled = _rule(read_scale=0.25)
+    quarter = _rule()
+    with torch.no_grad():
+        quarter.cells[0].weight_ih[:, 1:] *= 0.25
+    torch.testing.assert_close(unroll(scaled, task, 6).losses, unroll(quarter, task, 6).losses)
+    with pytest.raises(ValueError, match="head_init must be >= 0"):
+        NTMRule(head_init=-1.0)

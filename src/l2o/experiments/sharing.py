@@ -31,7 +31,7 @@ from l2o.experiments import mnist, quadratic
 from l2o.meta.train import TrainConfig, meta_train
 from l2o.plots import plot_history, plot_panels
 from l2o.rules.base import implementation_of
-from l2o.rules.lstm import LSTMConfig, LSTMRule
+from l2o.rules.lstm import LSTMRule
 from l2o.rules.ntm import NTMConfig, NTMRule
 from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
 from l2o.tasks.quadratic import QuadraticConfig, QuadraticFamily
@@ -59,12 +59,15 @@ def make_rule(settings, implementation: str = "auto"):
 class ExperimentConfig:
     only: str = "all"  # "all", or a comma-separated list of the learned rules to train and evaluate (lstm, gac, ntm)
     test_problems: int = 0  # held-out test problems per task; 0: the task's experiment's (quadratic 1,000, MNIST 128)
+    tune_problems: int = 0  # validation problems for each task's learning-rate search; 0: quadratic 512, MNIST 32
 
 
 @dataclass
 class Settings:
     task: str = "quadratic"
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    train: TrainConfig | None = None  # meta-training settings; None: the task's shipped recipe
+    evaluation: dict = field(default_factory=dict)  # MNIST: overrides of mnist.ExperimentConfig (steps, grid, ...)
 
 
 def _chosen(s: Settings) -> dict[str, tuple[str, object]]:
@@ -104,17 +107,18 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     started = time.perf_counter()
     chosen = _chosen(s)
     if s.task == "quadratic":
-        family, train = QuadraticFamily(QuadraticConfig()), quadratic.TRAIN
+        family, train = QuadraticFamily(QuadraticConfig()), s.train or quadratic.TRAIN
         info = {"task": "quadratic", "description": "10-d quadratics ||Wθ − y||², 100 steps"}
-        e = replace(mnist.ExperimentConfig(), test_problems=s.experiment.test_problems or 1000, tune_problems=512,
-                    per_decade=4, only="base")
+        e = replace(mnist.ExperimentConfig(), test_problems=s.experiment.test_problems or 1000,
+                    tune_problems=s.experiment.tune_problems or 512, per_decade=4, only="base")
         tasks = {"base": (QuadraticConfig(), 100)}
         baselines = ("sgd", "nag", "rmsprop", "adam", "lbfgs")
     else:
-        family, train = ImageMLPFamily(MLPConfig(), data_dir=data_dir), mnist.TRAIN
+        family, train = ImageMLPFamily(MLPConfig(), data_dir=data_dir), s.train or mnist.TRAIN
         info = {"task": "mnist", "description": mnist.describe(MLPConfig(), 100)}
         e = replace(mnist.ExperimentConfig(), test_problems=s.experiment.test_problems or 128,
-                    only="base,steps200,units40,layers2")
+                    tune_problems=s.experiment.tune_problems or 32, only="base,steps200,units40,layers2",
+                    **s.evaluation)
         tasks = mnist.eval_tasks(mnist.Settings(experiment=e))
         baselines = mnist.TUNED
 

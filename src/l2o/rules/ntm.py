@@ -54,6 +54,9 @@ class NTMConfig:
     input_scale: float = 1.0  # multiplies the raw gradient when preprocess is off
     output_scale: float = 0.1  # multiplies the update g
     output_init: float = 0.1  # the output layer's initial weights are scaled by this
+    head_init: float = 0.0  # initial scale of the read and write heads' weights; 0: output_init, as the step's
+    squash: bool = False  # tanh on the read keys and write vectors, so the memory grows at most linearly
+    read_scale: float = 1.0  # multiplies what is read (M r) before the controller sees it
 
     def __post_init__(self):
         if self.hidden_size < 1 or self.num_layers < 1 or self.read_heads < 1 or self.write_heads < 1:
@@ -64,8 +67,13 @@ class NTMConfig:
             raise ValueError(f"memory must be one of {MEMORIES}, got {self.memory!r}")
         if self.window < self.write_heads:
             raise ValueError(f"window ({self.window}) must hold at least one step's {self.write_heads} pairs")
-        if self.p <= 0 or self.output_scale <= 0 or self.input_scale <= 0:
-            raise ValueError("p, output_scale and input_scale must be > 0")
+        if self.p <= 0 or self.output_scale <= 0 or self.input_scale <= 0 or self.read_scale <= 0:
+            raise ValueError("p, output_scale, input_scale and read_scale must be > 0")
+        if self.head_init < 0:
+            raise ValueError(f"head_init must be >= 0 (0: output_init), got {self.head_init}")
+
+
+EXTENSIONS = {"head_init": 0.0, "squash": False, "read_scale": 1.0}  # beyond the paper's construction
 
 
 class NTMState(NamedTuple):
@@ -94,9 +102,16 @@ class NTMRule(nn.Module):
 
     def reset_parameters(self) -> None:
         reset_stack(self.cells, self.out, self.cfg.output_init)
+        if self.cfg.head_init:  # the heads' rows (all but the step's) at their own scale
+            with torch.no_grad():
+                self.out.weight[1:].mul_(self.cfg.head_init / self.cfg.output_init)
 
     def config(self) -> dict:
-        return {"name": self.name, **asdict(self.cfg)}
+        settings = asdict(self.cfg)
+        for name, default in EXTENSIONS.items():  # settings added later read as before while at their default
+            if settings[name] == default:
+                del settings[name]
+        return {"name": self.name, **settings}
 
     def implementation_info(self) -> dict:
         return {"implementation": "torch", "kernel": None}
@@ -139,7 +154,8 @@ class NTMRule(nn.Module):
         R, W, k = self.cfg.read_heads, self.cfg.write_heads, self.cfg.gac
         grad = g.reshape(-1)
         x = log_sign(grad, self.cfg.p) if self.cfg.preprocess else (grad * self.cfg.input_scale).unsqueeze(-1)
-        x = torch.cat([x, self.read(state).reshape(B * n, R)], dim=1)
+        read = self.read(state).reshape(B * n, R)
+        x = torch.cat([x, read * self.cfg.read_scale if self.cfg.read_scale != 1 else read], dim=1)
         hs, cs = [], []
         for cell, h, c in zip(self.cells, state.h, state.c):
             h, c = cell(x, (h, c))
@@ -151,7 +167,8 @@ class NTMRule(nn.Module):
             x = h
         out = self.out(x).view(B, n, 1 + R + 2 * W)
         step = out[..., 0] * self.cfg.output_scale
-        read, a, b = out[..., 1:1 + R], out[..., 1 + R:1 + R + W], out[..., 1 + R + W:]
+        heads = torch.tanh(out[..., 1:]) if self.cfg.squash else out[..., 1:]
+        read, a, b = heads[..., :R], heads[..., R:R + W], heads[..., R + W:]
         mem_a, mem_b = self.write(state, a, b)
         return from_per_problem(step, grads), NTMState(tuple(hs), tuple(cs), read, mem_a, mem_b)
 

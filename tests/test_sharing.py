@@ -1,0 +1,71 @@
+"""The sharing experiment (LSTM vs LSTM+GAC vs NTM-BFGS / NTM-L-BFGS), end to end on tiny settings."""
+
+import json
+
+import pytest
+
+from l2o.cli import main
+from l2o.experiments import sharing
+from l2o.meta.train import TrainConfig
+from test_mnist import data  # noqa: F401  (the fixture: small generated MNIST files)
+
+TINY = TrainConfig(episodes=2, problems=2, val_every=1, val_problems=2, horizon=4, unroll=2, seed=3)
+QUIET = dict(progress=False, log=lambda *a: None)
+
+
+def test_quadratic_end_to_end_and_reuse(tmp_path):
+    s = sharing.Settings("quadratic", sharing.ExperimentConfig(test_problems=6, tune_problems=4), TINY)
+    summary = sharing.run(tmp_path, s, **QUIET)
+    labels = ["LSTM", "LSTM+GAC (2)", "NTM-BFGS"]
+    assert list(summary["learned"]) == labels
+    assert summary["learned"]["NTM-BFGS"]["rule"]["memory"] == "full"
+    assert summary["learned"]["LSTM+GAC (2)"]["rule"]["gac"] == 2
+    for f in ("sharing.png", "results.md", "summary.json", "tasks/base/results.json", "train/ntm/best.safetensors"):
+        assert (tmp_path / f).is_file(), f
+    r = json.loads((tmp_path / "tasks" / "base" / "results.json").read_text())
+    assert set(r["rules"]) == {*labels, "sgd", "nag", "rmsprop", "adam", "lbfgs"} and r["num_problems"] == 6
+    t = summary["tasks"]["base"]
+    assert t["NTM-BFGS"]["ratio_final_vs_lstm"] == pytest.approx(
+        r["rules"]["NTM-BFGS"]["final_mean"] / r["rules"]["LSTM"]["final_mean"])
+    best = min(t["baselines"], key=lambda k: t["baselines"][k]["final_mean"])
+    assert t["LSTM"]["best_baseline"] == best
+    text = (tmp_path / "results.md").read_text()
+    assert "NTM-BFGS / LSTM" in text and f"{t['NTM-BFGS']['ratio_final_vs_lstm']:.3f}×" in text
+    stamp = (tmp_path / "tasks" / "base" / "results.json").stat().st_mtime_ns
+    again = sharing.run(tmp_path, s, **QUIET)  # everything reused: no training, no evaluation
+    assert (tmp_path / "tasks" / "base" / "results.json").stat().st_mtime_ns == stamp
+    assert again["tasks"] == summary["tasks"]
+
+
+def test_only_some_rules_and_unknown_names(tmp_path):
+    s = sharing.Settings("quadratic", sharing.ExperimentConfig(only="gac", test_problems=3, tune_problems=2), TINY)
+    summary = sharing.run(tmp_path, s, **QUIET)
+    assert list(summary["learned"]) == ["LSTM+GAC (2)"] and not (tmp_path / "train" / "lstm").exists()
+    assert "ratio_final_vs_lstm" not in summary["tasks"]["base"]["LSTM+GAC (2)"]
+    with pytest.raises(ValueError, match=r"unknown learned rules \['bfgs'\]; available: lstm, gac, ntm"):
+        sharing.run(tmp_path, sharing.Settings("quadratic", sharing.ExperimentConfig(only="gac,bfgs")), **QUIET)
+    with pytest.raises(ValueError, match="runs on quadratic, mnist, not 'conv'"):
+        sharing.run(tmp_path, sharing.Settings("conv"), **QUIET)
+
+
+def test_mnist_variants_and_generalisation_tasks(data, tmp_path):  # noqa: F811
+    root, _ = data
+    s = sharing.Settings("mnist", sharing.ExperimentConfig(only="gac,ntm", test_problems=2, tune_problems=1), TINY,
+                         dict(steps=4, long_steps=6, lr_min=0.01, lr_max=1.0, per_decade=1))
+    summary = sharing.run(tmp_path, s, data_dir=root, **QUIET)
+    assert list(summary["learned"]) == ["LSTM+GAC (2)", "NTM-L-BFGS"]
+    assert summary["learned"]["NTM-L-BFGS"]["rule"]["memory"] == "window"
+    assert summary["learned"]["NTM-L-BFGS"]["rule"]["preprocess"] is True
+    assert list(summary["tasks"]) == ["base", "steps200", "units40", "layers2"]
+    assert summary["tasks"]["steps200"]["NTM-L-BFGS"]["steps"] == 6 and summary["tasks"]["base"]["steps"] == 4
+    r = json.loads((tmp_path / "tasks" / "layers2" / "results.json").read_text())
+    assert r["task"]["hidden"] == [20, 20] and set(r["rules"]) >= {"NTM-L-BFGS", "adam"}
+
+
+def test_cli_reaches_the_settings(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(sharing, "run", lambda out, settings, **kw: seen.update(out=out, settings=settings, kw=kw))
+    assert main(["sharing", "--task", "mnist", "--only", "lstm,ntm", "--test-problems", "9"]) == 0
+    assert seen["out"] == "runs/sharing/mnist" and seen["settings"].task == "mnist"
+    assert seen["settings"].experiment == sharing.ExperimentConfig(only="lstm,ntm", test_problems=9)
+    assert seen["settings"].train is None  # the task's shipped recipe
