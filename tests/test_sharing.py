@@ -31,6 +31,11 @@ def test_quadratic_end_to_end_and_reuse(tmp_path):
     assert t["LSTM"]["best_baseline"] == best
     text = (tmp_path / "results.md").read_text()
     assert "NTM-BFGS / LSTM" in text and f"{t['NTM-BFGS']['ratio_final_vs_lstm']:.3f}×" in text
+    own = json.loads((tmp_path / "train" / "gac" / "summary.json").read_text())  # what `l2o export` ships
+    assert own["tasks"]["base"]["learned_final_mean"] == r["rules"]["LSTM+GAC (2)"]["final_mean"]
+    assert main(["export", str(tmp_path / "train" / "ntm"), "--out", str(tmp_path / "ntm.safetensors")]) == 0
+    shipped = json.loads((tmp_path / "ntm.json").read_text())
+    assert shipped["info"]["result"]["label"] == "NTM-BFGS" and shipped["rule"]["name"] == "ntm"
     stamp = (tmp_path / "tasks" / "base" / "results.json").stat().st_mtime_ns
     again = sharing.run(tmp_path, s, **QUIET)  # everything reused: no training, no evaluation
     assert (tmp_path / "tasks" / "base" / "results.json").stat().st_mtime_ns == stamp

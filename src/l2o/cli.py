@@ -199,9 +199,10 @@ def cmd_export(args) -> None:
     else:
         tensors, doc = checkpoint.load(checkpoint.resolve(args.run), "rule")
     info = dict(doc.get("info", {}))
-    summary = Path(args.run).resolve().parent / "summary.json" if Path(args.run).is_dir() else None
-    if args.summary or (summary and summary.is_file()):
-        info["result"] = json.loads(Path(args.summary or summary).read_text())
+    run = Path(args.run).resolve()  # a run's own summary (as l2o sharing writes), else its experiment's
+    found = [f for f in (run / "summary.json", run.parent / "summary.json") if run.is_dir() and f.is_file()]
+    if args.summary or found:
+        info["result"] = json.loads(Path(args.summary or found[0]).read_text())
     if args.description:
         info["description"] = args.description
     checkpoint.save(args.out, tensors, "rule", {"rule": doc["rule"], "info": info})

@@ -154,6 +154,14 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
                     "threads": torch.get_num_threads(), "device": device},
     }
     checkpoint.write_json(out / "summary.json", summary)
+    for key, (label, _) in chosen.items():  # each run's own results, which `l2o export` stores with its weights
+        run = summary["learned"][label]
+        checkpoint.write_json(out / "train" / key / "summary.json", {
+            "command": command, "experiment": "sharing", "label": label,
+            "meta_train_seconds": run["meta_train_seconds"], "best_episode": run["best_episode"],
+            "implementation": run["implementation"],
+            "tasks": {k: {"description": t["description"], **t[label]} for k, t in summary["tasks"].items()},
+            "settings": summary["settings"], "machine": summary["machine"]})
     text = _markdown(summary, results, reference)
     checkpoint.atomic_write_text(out / "results.md", text)
     log("")
