@@ -86,3 +86,25 @@ def test_state_size_mismatch_is_explained():
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LSTMConfig(**kwargs)
+
+
+@pytest.mark.parametrize("rule_kind", ["lstm", "gac", "ntm"])
+def test_pieces_without_autograd_equal_one_call(rule_kind, monkeypatch):
+    """On many rows without autograd the PyTorch cells run piece by piece: bitwise the same steps."""
+    from l2o.rules import NTMRule
+    from l2o.rules import lstm as lstm_module
+
+    torch.manual_seed(0)
+    rule = {"lstm": lambda: LSTMRule(implementation="torch"), "gac": lambda: LSTMRule(gac=2),
+            "ntm": lambda: NTMRule(memory="window", output_init=1.0)}[rule_kind]()
+    grads = {"w": torch.randn(3, 700) * 0.1, "b": torch.randn(3, 7)}
+    state = rule.init(grads)
+    with torch.no_grad():
+        whole = rule.update(grads, state)
+        calls = []
+        real = torch.nn.LSTMCell.forward
+        monkeypatch.setattr(torch.nn.LSTMCell, "forward", lambda self, *a: calls.append(a[0].shape[0]) or real(self, *a))
+        monkeypatch.setattr(lstm_module, "CHUNK_ROWS", 500)
+        pieces = rule.update(grads, state)
+    assert calls[:5] == [500, 500, 500, 500, 121]  # 2,121 rows in pieces of 500
+    torch.testing.assert_close(pieces, whole, rtol=0, atol=0)

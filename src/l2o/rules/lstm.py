@@ -83,6 +83,19 @@ def unflatten(flat: Tensor, like: Params) -> Params:
 IMPLEMENTATIONS = ("auto", "torch", "fused")
 
 
+CHUNK_ROWS = 16384  # rows per piece for a PyTorch cell without autograd (docs/benchmarks.md: 2× at 10⁶ rows)
+
+
+def run_cell(cell: nn.LSTMCell, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """``cell(x, (h, c))``; without autograd and on many rows, piece by piece so that each piece's gates stay in
+    the cache. Rows are independent, so the result is the same (bitwise, tests/test_lstm.py)."""
+    n = x.shape[0]
+    if torch.is_grad_enabled() or n <= 2 * CHUNK_ROWS:
+        return cell(x, (h, c))
+    parts = [cell(x[i:i + CHUNK_ROWS], (h[i:i + CHUNK_ROWS], c[i:i + CHUNK_ROWS])) for i in range(0, n, CHUNK_ROWS)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
 def reset_stack(cells: nn.ModuleList, out: nn.Linear, output_init: float) -> None:
     """PyTorch's default LSTM initialisation; the output layer's weights scaled by ``output_init`` and its bias
     zero, so that the first updates are small."""
@@ -206,7 +219,7 @@ class LSTMRule(nn.Module):
         x = self.inputs(grad)
         hs, cs = [], []
         for cell, h, c in zip(self.cells, state.h, state.c):
-            h, c = cell(x, (h, c))
+            h, c = run_cell(cell, x, h, c)
             if self.cfg.gac:
                 h = self._average(h, problems)
             hs.append(h)

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from l2o.rules.base import from_per_problem, per_problem
-from l2o.rules.lstm import reset_stack
+from l2o.rules.lstm import reset_stack, run_cell
 from l2o.rules.preprocess import log_sign
 from l2o.tasks.base import Params
 
@@ -158,7 +158,7 @@ class NTMRule(nn.Module):
         x = torch.cat([x, read * self.cfg.read_scale if self.cfg.read_scale != 1 else read], dim=1)
         hs, cs = [], []
         for cell, h, c in zip(self.cells, state.h, state.c):
-            h, c = cell(x, (h, c))
+            h, c = run_cell(cell, x, h, c)
             if k:  # global averaging cells: the mean over each optimizee's coordinates
                 per = h.view(B, n, -1)
                 h = torch.cat([per[..., :k].mean(1, keepdim=True).expand(B, n, k), per[..., k:]], -1).reshape(B * n, -1)
