@@ -2,6 +2,8 @@
 the full memory, problems never mixed, meta-gradients through the memory against finite differences, and the
 state through LearnedOptimizer's state_dict."""
 
+import json
+
 import pytest
 import torch
 from problems import assert_problems_stay_apart
@@ -140,3 +142,27 @@ def test_head_scale_squash_and_read_scale():
     torch.testing.assert_close(unroll(scaled, task, 6).losses, unroll(quarter, task, 6).losses)
     with pytest.raises(ValueError, match="head_init must be >= 0"):
         NTMRule(head_init=-1.0)
+
+
+def test_a_controller_started_from_an_lstm_steps_as_the_lstm_until_it_reads(tmp_path):
+    from l2o import LSTMRule, TrainConfig, meta_train
+    from l2o.meta.train import warm_start
+
+    torch.manual_seed(1)
+    lstm = LSTMRule(gac=2, preprocess=False, output_scale=1.0)
+    checkpoint.save_rule(tmp_path / "gac.safetensors", lstm)
+    ntm = NTMRule(preprocess=False, output_scale=0.5, head_init=1.0)
+    warm_start(ntm, str(tmp_path / "gac.safetensors"))
+    task = QuadraticFamily().sample("test", 0, 4)
+    torch.testing.assert_close(unroll(ntm, task, 12).losses, unroll(lstm, task, 12).losses, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="starts only from an LSTM with the same hidden_size, num_layers, gac"):
+        NTMRule(gac=1).load_controller(lstm)
+    # through meta_train: init_from replaces the fresh draw and its file's fingerprint is part of the run
+    cfg = TrainConfig(episodes=1, horizon=4, unroll=2, problems=2, val_problems=2, init_from=str(tmp_path / "gac.safetensors"))
+    run = tmp_path / "run"
+    meta_train(QuadraticFamily(), NTMRule(preprocess=False, output_scale=1.0), cfg, run, progress=False)
+    saved = json.loads((run / "config.json").read_text())["train"]
+    assert saved["init_from"].endswith("gac.safetensors") and len(saved["init_from_sha256"]) == 64
+    checkpoint.save_rule(tmp_path / "gac.safetensors", LSTMRule(gac=2, preprocess=False, output_scale=1.0))
+    with pytest.raises(ValueError, match="init_from_sha256"):  # another starting point: not the same run
+        meta_train(QuadraticFamily(), NTMRule(preprocess=False, output_scale=1.0), cfg, run, resume=True, progress=False)

@@ -19,6 +19,7 @@ References:
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -64,6 +65,7 @@ class TrainConfig:
     param_scale_spread: float = 1.0  # train on f(c ⊙ θ'), one c ~ log-uniform[1/s, s] per coordinate; 1 = off
     checkpoint_every: int = 10  # episodes between resumable checkpoints
     seed: int = 0  # seeds φ's initialisation; problems come from the episode index
+    init_from: str = ""  # start φ from this checkpoint (name, file or run) instead of a fresh draw; NTM: from an LSTM
 
     def __post_init__(self):
         for name in ("episodes", "horizon", "unroll", "problems", "val_every", "val_problems", "checkpoint_every"):
@@ -115,8 +117,23 @@ class TrainResult:
 def resolved_config(family: TaskFamily, rule: nn.Module, cfg: TrainConfig) -> dict:
     """Everything a run is a function of: the task, the rule, the training settings, and the implementation
     that computes the rule's steps (with the compiled kernel's build name)."""
-    return checkpoint.jsonable({"task": family.config(), "rule": rule.config(), "train": asdict(cfg),
+    train = asdict(cfg)
+    if cfg.init_from:  # the starting weights' fingerprint, so a resume never mixes two starts
+        train["init_from_sha256"] = hashlib.sha256(checkpoint.resolve(cfg.init_from).read_bytes()).hexdigest()
+    return checkpoint.jsonable({"task": family.config(), "rule": rule.config(), "train": train,
                                 "implementation": implementation_of(rule)})
+
+
+def warm_start(rule: nn.Module, source: str) -> None:
+    """φ from the checkpoint ``source``: the same kind of rule loads its weights; an NTM loads an LSTM's as its
+    controller (``NTMRule.load_controller``)."""
+    other = checkpoint.load_rule(source, implementation="torch")
+    if type(other) is type(rule) and other.config() == rule.config():
+        rule.load_state_dict(other.state_dict())
+    elif hasattr(rule, "load_controller"):
+        rule.load_controller(other)
+    else:
+        raise ValueError(f"cannot start {rule.config()} from {source}, which holds {other.config()}")
 
 
 def _lr(cfg: TrainConfig, episode: int) -> float:
@@ -150,9 +167,11 @@ def meta_train(
     on every device). ``estimator``: the meta-gradient estimator (default: truncated BPTT with the run's
     ``unroll`` and ``second_order``).
     """
-    if reinit:  # φ's initialisation comes from the seed: the run is a function of its config
+    if reinit:  # φ's initialisation comes from the seed (or init_from): the run is a function of its config
         torch.manual_seed(cfg.seed)
         rule.reset_parameters()
+        if cfg.init_from:
+            warm_start(rule, cfg.init_from)
     rule.to(device)  # resolves the rule's implementation for the device
     for part in rule.modules() if cfg.second_order else ():  # the kernel drops second derivatives
         if getattr(part, "implementation", None) == "fused":

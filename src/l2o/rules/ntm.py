@@ -106,6 +106,27 @@ class NTMRule(nn.Module):
             with torch.no_grad():
                 self.out.weight[1:].mul_(self.cfg.head_init / self.cfg.output_init)
 
+    def load_controller(self, lstm: nn.Module) -> None:
+        """Start from a trained LSTM (with as many averaging cells): its weights become the controller's, the
+        read's input weights zero, so until the memory is used the steps are the LSTM's exactly."""
+        theirs = getattr(lstm, "cfg", None)
+        same = ("hidden_size", "num_layers", "gac", "preprocess", "p", "input_scale")
+        if getattr(lstm, "name", None) != "lstm" or any(getattr(theirs, k, 0) != getattr(self.cfg, k) for k in same):
+            raise ValueError(f"an NTM controller starts only from an LSTM with the same {', '.join(same)} "
+                             f"({', '.join(f'{k}={getattr(self.cfg, k)}' for k in same)}); got "
+                             f"{lstm.config() if hasattr(lstm, 'config') else type(lstm).__name__}")
+        inputs = 2 if self.cfg.preprocess else 1
+        with torch.no_grad():
+            for mine, src in zip(self.cells, lstm.cells):
+                mine.weight_ih.zero_()
+                mine.weight_ih[:, :src.weight_ih.shape[1]] = src.weight_ih
+                for name in ("weight_hh", "bias_ih", "bias_hh"):
+                    getattr(mine, name).copy_(getattr(src, name))
+            assert self.cells[0].weight_ih.shape[1] == inputs + self.cfg.read_heads
+            ratio = theirs.output_scale / self.cfg.output_scale
+            self.out.weight[0] = lstm.out.weight[0] * ratio
+            self.out.bias[0] = lstm.out.bias[0] * ratio
+
     def config(self) -> dict:
         settings = asdict(self.cfg)
         for name, default in EXTENSIONS.items():  # settings added later read as before while at their default
