@@ -166,3 +166,23 @@ def test_a_controller_started_from_an_lstm_steps_as_the_lstm_until_it_reads(tmp_
     checkpoint.save_rule(tmp_path / "gac.safetensors", LSTMRule(gac=2, preprocess=False, output_scale=1.0))
     with pytest.raises(ValueError, match="init_from_sha256"):  # another starting point: not the same run
         meta_train(QuadraticFamily(), NTMRule(preprocess=False, output_scale=1.0), cfg, run, resume=True, progress=False)
+
+
+def test_a_full_memory_checkpoint_runs_windowed_on_a_large_model(tmp_path):
+    torch.manual_seed(0)
+    checkpoint.save_rule(tmp_path / "ntm.safetensors", NTMRule(max_full=50))
+    big = torch.nn.Linear(20, 5)  # 105 coordinates: more than this full memory takes
+    opt = LearnedOptimizer(big.parameters(), checkpoint=str(tmp_path / "ntm.safetensors"))
+    big(torch.randn(4, 20)).pow(2).sum().backward()
+    with pytest.raises(ValueError, match=r"settings=\{'memory': 'window'\}"):
+        opt.step()
+    opt = LearnedOptimizer(big.parameters(), checkpoint=str(tmp_path / "ntm.safetensors"),
+                           settings={"memory": "window", "window": 9})
+    assert opt.rule.cfg.memory == "window" and opt.rule.cfg.window == 9
+    before = big.weight.detach().clone()
+    opt.step()
+    assert not torch.equal(before, big.weight)
+    with pytest.raises(checkpoint.CheckpointError, match=r"cannot change \['colour'\]"):
+        load_rule(str(tmp_path / "ntm.safetensors"), settings={"colour": 1})
+    with pytest.raises(checkpoint.CheckpointError, match="do not fit"):  # the weights' shapes: refused
+        load_rule(str(tmp_path / "ntm.safetensors"), settings={"write_heads": 2})

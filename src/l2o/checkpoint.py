@@ -159,15 +159,22 @@ def save_rule(path: str | os.PathLike, rule: torch.nn.Module, info: dict[str, An
     save(path, dict(rule.state_dict()), "rule", {"rule": rule.config(), "info": info})
 
 
-def load_rule(name_or_path: str | os.PathLike, device: str | torch.device = "cpu", implementation: str = "auto"):
+def load_rule(name_or_path: str | os.PathLike, device: str | torch.device = "cpu", implementation: str = "auto",
+              settings: dict[str, Any] | None = None):
     """Rebuild a learned rule with its weights from a shipped name or a checkpoint path, on ``device``,
-    computed by ``implementation`` ("auto", "torch" or "fused")."""
+    computed by ``implementation`` ("auto", "torch" or "fused"). ``settings``: changes to the rule's saved
+    settings that keep its weights' shapes, e.g. ``{"memory": "window"}`` for an NTM-BFGS on a large model."""
     from l2o.rules import make_rule  # rules import nothing from here; keep the dependency one-way
 
     path = resolve(name_or_path)
     tensors, doc = load(path, "rule")
+    if settings:
+        unknown = sorted(set(settings) - set(doc["rule"]))
+        if "name" in settings or unknown:
+            raise CheckpointError(f"{path}: cannot change {sorted(settings)} of its rule; its settings are "
+                                  f"{', '.join(k for k in doc['rule'] if k != 'name')}")
     try:
-        rule = make_rule(**doc["rule"], implementation=implementation)
+        rule = make_rule(**{**doc["rule"], **(settings or {})}, implementation=implementation)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: cannot rebuild the rule from its settings {doc.get('rule')}: {e}") from e
     try:

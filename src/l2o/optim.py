@@ -45,13 +45,16 @@ class LearnedOptimizer(Optimizer):
     training run's folder. ``lr``: the update scale (per parameter group; schedulers may change it).
     ``implementation``: the learned rule's ("auto": the compiled fused kernel for float32 CPU parameters
     where it is available, else PyTorch; "torch"; "fused"), resolved once per device and dtype.
+    ``settings``: changes to the rule's saved settings that keep its weights, e.g. ``{"memory": "window"}``
+    to run an NTM-BFGS checkpoint as NTM-L-BFGS on a model too large for its full memory.
     """
 
-    def __init__(self, params, checkpoint: str = "quadratic", lr: float = 1.0, implementation: str = "auto"):
+    def __init__(self, params, checkpoint: str = "quadratic", lr: float = 1.0, implementation: str = "auto",
+                 settings: dict | None = None):
         _check_lr(lr)
         self.implementation = implementation
         self.checkpoint = str(checkpoint)
-        self.rule = load_rule(checkpoint, implementation=implementation).requires_grad_(False).eval()
+        self.rule = load_rule(checkpoint, implementation=implementation, settings=settings).requires_grad_(False).eval()
         for method in ("split_state", "join_state"):
             if not callable(getattr(self.rule, method, None)):
                 raise TypeError(f"the rule in {checkpoint} has no {method}(); LearnedOptimizer keeps per-parameter "

@@ -142,7 +142,8 @@ class NTMRule(nn.Module):
         B, n = flat.shape
         if self.cfg.memory == "full" and n > self.cfg.max_full:
             raise ValueError(f"the full memory of NTM-BFGS is n × n = {n} × {n} per optimizee (more than max_full = "
-                             f"{self.cfg.max_full} coordinates); use NTM-L-BFGS, memory='window'")
+                             f"{self.cfg.max_full} coordinates); use NTM-L-BFGS, memory='window' (the same weights: "
+                             f"LearnedOptimizer(..., settings={{'memory': 'window'}}))")
         zeros = flat.new_zeros
         H, L, R = self.cfg.hidden_size, self.cfg.num_layers, self.cfg.read_heads
         if self.cfg.memory == "full":
