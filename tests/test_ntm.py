@@ -186,3 +186,15 @@ def test_a_full_memory_checkpoint_runs_windowed_on_a_large_model(tmp_path):
         load_rule(str(tmp_path / "ntm.safetensors"), settings={"colour": 1})
     with pytest.raises(checkpoint.CheckpointError, match="do not fit"):  # the weights' shapes: refused
         load_rule(str(tmp_path / "ntm.safetensors"), settings={"write_heads": 2})
+
+
+def test_without_reads_is_the_controller_alone():
+    rule = _rule()
+    blind = rule.without_reads()
+    task = QuadraticFamily().sample("test", 0, 3)
+    assert not torch.allclose(unroll(blind, task, 8).losses, unroll(rule, task, 8).losses)
+    with torch.no_grad():  # the same as a rule whose memory is never written
+        rule.out.weight[2:] = 0
+        rule.out.bias[2:] = 0
+    torch.testing.assert_close(unroll(blind, task, 8).losses, unroll(rule, task, 8).losses)
+    assert blind.cells[0].weight_ih[:, 1:].abs().sum() == 0 and rule.cells[0].weight_ih[:, 1:].abs().sum() > 0

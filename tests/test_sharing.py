@@ -23,7 +23,9 @@ def test_quadratic_end_to_end_and_reuse(tmp_path):
     for f in ("sharing.png", "results.md", "summary.json", "tasks/base/results.json", "train/ntm/best.safetensors"):
         assert (tmp_path / f).is_file(), f
     r = json.loads((tmp_path / "tasks" / "base" / "results.json").read_text())
-    assert set(r["rules"]) == {*labels, "sgd", "nag", "rmsprop", "adam", "lbfgs"} and r["num_problems"] == 6
+    assert summary["labels"] == [*labels, "NTM-BFGS (reads zeroed)"]  # the ablation: the controller alone
+    assert set(r["rules"]) == {*summary["labels"], "sgd", "nag", "rmsprop", "adam", "lbfgs"} and r["num_problems"] == 6
+    assert summary["learned"]["NTM-BFGS"]["rule"]["read_scale"] == 0.1
     t = summary["tasks"]["base"]
     assert t["NTM-BFGS"]["ratio_final_vs_lstm"] == pytest.approx(
         r["rules"]["NTM-BFGS"]["final_mean"] / r["rules"]["LSTM"]["final_mean"])
@@ -31,6 +33,7 @@ def test_quadratic_end_to_end_and_reuse(tmp_path):
     assert t["LSTM"]["best_baseline"] == best
     text = (tmp_path / "results.md").read_text()
     assert "NTM-BFGS / LSTM" in text and f"{t['NTM-BFGS']['ratio_final_vs_lstm']:.3f}×" in text
+    assert "best first-order baseline" in text  # beside L-BFGS
     own = json.loads((tmp_path / "train" / "gac" / "summary.json").read_text())  # what `l2o export` ships
     assert own["tasks"]["base"]["learned_final_mean"] == r["rules"]["LSTM+GAC (2)"]["final_mean"]
     assert main(["export", str(tmp_path / "train" / "ntm"), "--out", str(tmp_path / "ntm.safetensors")]) == 0
@@ -59,6 +62,8 @@ def test_mnist_variants_and_generalisation_tasks(data, tmp_path):  # noqa: F811
                          dict(steps=4, long_steps=6, lr_min=0.01, lr_max=1.0, per_decade=1))
     summary = sharing.run(tmp_path, s, data_dir=root, **QUIET)
     assert list(summary["learned"]) == ["LSTM+GAC (2)", "NTM-L-BFGS"]
+    assert summary["learned"]["NTM-L-BFGS"]["rule"]["read_scale"] == 1 / 15910
+    assert "best first-order baseline" not in (tmp_path / "results.md").read_text()
     assert summary["learned"]["NTM-L-BFGS"]["rule"]["memory"] == "window"
     assert summary["learned"]["NTM-L-BFGS"]["rule"]["preprocess"] is True
     assert list(summary["tasks"]) == ["base", "steps200", "units40", "layers2"]

@@ -127,6 +127,15 @@ class NTMRule(nn.Module):
             self.out.weight[0] = lstm.out.weight[0] * ratio
             self.out.bias[0] = lstm.out.bias[0] * ratio
 
+    def without_reads(self) -> "NTMRule":
+        """A copy that ignores what it reads (the read's input weights zero): an ablation that says how much
+        of this rule's performance comes through its memory."""
+        copy = NTMRule(self.cfg)
+        copy.load_state_dict(self.state_dict())
+        with torch.no_grad():
+            copy.cells[0].weight_ih[:, (2 if self.cfg.preprocess else 1):] = 0
+        return copy.to(next(self.parameters()).device)
+
     def config(self) -> dict:
         settings = asdict(self.cfg)
         for name, default in EXTENSIONS.items():  # settings added later read as before while at their default
