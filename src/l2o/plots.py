@@ -90,8 +90,14 @@ def plot_sweep(results: dict[str, dict[str, Any]], path: str | Path) -> None:
 
 
 def _curves(ax, results: dict[str, Any], band: bool) -> None:
+    used = set()
     for label, r in results["rules"].items():
-        style = _style(r["rule"])
+        style = dict(_style(r["rule"]))
+        for dashes in ("-.", ":", (0, (5, 1, 1, 1, 1, 1))):  # two rules of one kind (e.g. an ablation): told apart
+            if (style["color"], str(style["linestyle"])) not in used:
+                break
+            style["linestyle"] = dashes
+        used.add((style["color"], str(style["linestyle"])))
         steps = range(len(r["mean"]))
         lr = r["rule"].get("lr")
         name = f"{label} (lr {lr:.3g})" if lr is not None else label
