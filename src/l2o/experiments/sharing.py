@@ -218,6 +218,11 @@ def _task_summary(results: dict, learned: list[str], reference: str | None, desc
         h = mnist.headline(results, label)
         if reference is not None:
             h["ratio_final_vs_lstm"] = r[label]["final_mean"] / r[reference]["final_mean"]
+        if "lbfgs" in out["baselines"]:  # beside a quasi-Newton method, the best of the coordinatewise ones too
+            first = min((k for k in out["baselines"] if k != "lbfgs"), key=lambda k: out["baselines"][k]["final_mean"])
+            h.update(best_first_order_baseline=first, best_first_order_lr=out["baselines"][first]["lr"],
+                     best_first_order_final_mean=out["baselines"][first]["final_mean"],
+                     ratio_final_vs_best_first_order=r[label]["final_mean"] / out["baselines"][first]["final_mean"])
         out[label] = h
     return out
 
