@@ -79,3 +79,21 @@ def test_cli_reaches_the_settings(tmp_path, monkeypatch):
     assert seen["out"] == "runs/sharing/mnist" and seen["settings"].task == "mnist"
     assert seen["settings"].experiment == sharing.ExperimentConfig(only="lstm,ntm", test_problems=9)
     assert seen["settings"].train is None  # the task's shipped recipe
+
+
+def test_evaluate_reads_zeroed_adds_each_ntm_alone(tmp_path):
+    import torch
+
+    from l2o import LSTMRule, checkpoint
+    from l2o.rules import NTMRule
+
+    torch.manual_seed(0)
+    checkpoint.save_rule(tmp_path / "ntm.safetensors", NTMRule(preprocess=False, output_scale=1.0, head_init=1.0))
+    checkpoint.save_rule(tmp_path / "lstm.safetensors", LSTMRule(preprocess=False))
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--learned", f"m={tmp_path / 'ntm.safetensors'}", f"l={tmp_path / 'lstm.safetensors'}",
+                 "--reads-zeroed", "--task", "quadratic", "--problems", "5", "--steps", "6", "--out", str(out),
+                 "--no-progress"]) == 0
+    r = json.loads(out.read_text())["rules"]
+    assert list(r) == ["m", "l", "m (reads zeroed)"]  # the LSTM has no memory: no ablation
+    assert r["m"]["final_mean"] != r["m (reads zeroed)"]["final_mean"]

@@ -145,6 +145,10 @@ def cmd_evaluate(args) -> None:
     for spec in args.learned:
         label, _, source = spec.rpartition("=")
         rules[label or Path(source).stem] = checkpoint.load_rule(source, implementation=args.implementation)
+    if args.reads_zeroed:  # each NTM beside itself with its reads zeroed: how much comes through its memory
+        from l2o.experiments.sharing import BLIND
+
+        rules.update({k + BLIND: r.without_reads() for k, r in list(rules.items()) if hasattr(r, "without_reads")})
     if args.tuning:
         rules.update(tuned_rules(load_tuning(args.tuning)))
     if not rules:
@@ -344,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learned", nargs="*", default=[], metavar="[LABEL=]NAME_OR_PATH",
                    help="learned optimizers: a shipped name (see `l2o pretrained`), a checkpoint, or a run folder")
     p.add_argument("--tuning", help="tuning file from `l2o tune`: adds the tuned baselines")
+    p.add_argument("--reads-zeroed", action="store_true",
+                   help="also evaluate each NTM with its reads zeroed (its controller alone), to see what its memory does")
     p.add_argument("--out", required=True, help="results file to write (.json; a .csv is written beside it)")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--problems", type=int, default=1000, help="test problems (default: 1000)")
