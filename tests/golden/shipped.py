@@ -4,7 +4,7 @@ they are reproduced, so a change that moves a shipped result fails CI instead of
 
     python tests/golden/shipped.py      re-record (only when a shipped optimizer is meant to change)
 
-The problems: the quadratic optimizer on 16 held-out 10-d quadratics (the "test" stream, seed 0); the MNIST
+The problems: the quadratic optimizers (quadratic, quadratic-gac, quadratic-ntm) on 16 held-out 10-d quadratics (the "test" stream, seed 0); the MNIST
 optimizer on 8 MLPs 784-20-10 of the paper's setting on synthetic MNIST-shaped data (so that no download is
 needed: inputs in [0, 1) of which 19 % are non-zero, as MNIST's pixels, labelled by a random linear teacher;
 on it the optimizer takes the loss from 2.30 to about 1.0), 100 steps each.
@@ -33,8 +33,12 @@ def sparse_images(n: int = 4096, density: float = 0.19, seed: int = 0) -> Datase
     return Dataset(x, (x - x.mean(0)).matmul(teacher).argmax(1))
 
 
+IMPLEMENTATIONS = {"quadratic": ("torch", "fused"), "mnist": ("torch", "fused"),
+                   "quadratic-gac": ("torch",), "quadratic-ntm": ("torch",)}  # the last two: PyTorch only
+
+
 def family(name: str):
-    if name == "quadratic":
+    if name.startswith("quadratic"):
         return QuadraticFamily(dim=10), 16
     return MLPFamily(sparse_images(), MLPConfig()), 8
 
@@ -43,7 +47,7 @@ def measure(name: str, implementation: str) -> dict:
     """Mean loss over the problems at the steps in STEPS, and every problem's final loss."""
     torch.set_num_threads(1)
     rule = load_rule(name, implementation=implementation)
-    assert rule.implementation == implementation
+    assert rule.implementation_info()["implementation"] == implementation
     fam, problems = family(name)
     with torch.no_grad():
         losses = unroll(rule, fam.sample("test", 0, problems), STEPS[-1]).losses.double()
@@ -60,7 +64,7 @@ def machine() -> dict:
 
 
 def main() -> None:
-    out = {name: {impl: measure(name, impl) for impl in ("torch", "fused")} for name in ("quadratic", "mnist")}
+    out = {name: {impl: measure(name, impl) for impl in impls} for name, impls in IMPLEMENTATIONS.items()}
     out["recorded_with"] = machine()
     FILE.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {FILE}")
