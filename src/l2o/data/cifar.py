@@ -240,7 +240,7 @@ def load(root: Path) -> Images:
     bad = {f: s for f, s in status(root).items() if s != "ok"}
     if bad:
         raise DataError(f"{folder}: " + ", ".join(f"{f} {s}" for f, s in bad.items()) +
-                        f"; reinstall with `l2o data cifar10 --source PATH` (or `l2o data cifar10`)")
+                        "; reinstall with `l2o data cifar10 --source PATH` (or `l2o data cifar10`)")
     parts = [parse_binary((folder / f"{b}.bin").read_bytes(), str(folder / f"{b}.bin")) for b in BATCHES]
     return Images(np.concatenate([p[0] for p in parts[:5]]), np.concatenate([p[1] for p in parts[:5]]),
                   parts[5][0], parts[5][1])
