@@ -51,9 +51,11 @@ def add_dataclass(parser: argparse.ArgumentParser, cls, prefix: str = "", defaul
         if isinstance(default, bool):
             group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=default,
                                help=helps.get(f.name, ""))
-        elif isinstance(default, tuple):
-            group.add_argument(flag, dest=dest, type=type(default[0]), nargs="+", default=default,
-                               help=f"{helps.get(f.name, '')} (default: {' '.join(map(str, default))})")
+        elif isinstance(default, tuple):  # the element type from the default, else from the annotation
+            found = re.search(r"tuple\[(int|float|str)", str(f.type))
+            kind = type(default[0]) if default else {"int": int, "float": float, "str": str}[found.group(1) if found else "str"]
+            group.add_argument(flag, dest=dest, type=kind, nargs="+" if default else "*", default=default,
+                               help=f"{helps.get(f.name, '')} (default: {' '.join(map(str, default)) or 'none'})")
         else:
             group.add_argument(flag, dest=dest, type=type(default), default=default,
                                help=f"{helps.get(f.name, '')} (default: {default})".replace("%", "%%"))
