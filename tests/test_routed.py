@@ -108,3 +108,27 @@ def test_learned_optimizer_with_a_routed_checkpoint_and_groups_that_name_their_r
                          checkpoint=str(tmp_path / "routed.safetensors"))
     with pytest.raises(ValueError, match="is not a routed rule"):
         LearnedOptimizer([{"params": list(model.parameters()), "rule": "conv"}], checkpoint="mnist")
+
+
+def test_the_two_lstm_optimizer_trains_from_the_cli_and_routes_a_models_conv_kernels(tmp_path, monkeypatch):
+    from test_conv import images
+
+    from l2o import LearnedOptimizer
+    from l2o.cli import main
+    from l2o.tasks import conv as conv_tasks
+
+    monkeypatch.setattr(conv_tasks, "image_splits", lambda *a, **k: images(shape=(1, 28, 28)))  # generated
+    assert main(["train", "--rule", "conv-fc", "--task", "conv", "--conv-dataset", "mnist", "--conv-batch-size", "8",
+                 "--conv-channels", "4", "4", "--lstm-preprocess", "--lstm-output-scale", "0.01", "--episodes", "2",
+                 "--horizon", "4", "--unroll", "2", "--problems", "2", "--val-problems", "2", "--out",
+                 str(tmp_path / "run"), "--no-progress"]) == 0
+    rule = checkpoint.load_rule(str(tmp_path / "run"))
+    assert isinstance(rule, Routed) and rule.labels == ["conv", "fc"]
+    assert not torch.equal(rule.rule("conv").out.weight, rule.rule("fc").out.weight)  # separate weights, both trained
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3), torch.nn.Flatten(),
+                                torch.nn.Linear(3 * 26 * 26, 2))
+    opt = LearnedOptimizer(model.parameters(), checkpoint=str(tmp_path / "run"))
+    model(torch.randn(4, 1, 28, 28)).sum().backward()
+    opt.step()
+    assert rule.partition({n: p.unsqueeze(0) for n, p in model.named_parameters()}).keys() == {"conv", "fc"}
+    assert [n for n, p in model.named_parameters() if rule.label_of(n, p.dim()) == "conv"] == ["0.weight"]

@@ -115,6 +115,10 @@ def cmd_train(args) -> None:
     family = _family(args)
     if args.rule == "ntm":
         rule = NTMRule(from_args(args, NTMConfig, "ntm-"), implementation=args.implementation)
+    elif args.rule == "conv-fc":
+        from l2o.rules.routed import conv_fc
+
+        rule = conv_fc(from_args(args, LSTMConfig, "lstm-"), implementation=args.implementation)
     else:
         rule = LSTMRule(from_args(args, LSTMConfig, "lstm-"), implementation=args.implementation)
     cfg = from_args(args, TrainConfig)
@@ -326,9 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--stop-after", type=int, default=None, metavar="N",
                    help="end this call after N more episodes (checkpointed; continue later with --resume)")
-    p.add_argument("--rule", default="lstm", choices=["lstm", "ntm"],
-                   help="the learned rule: the coordinatewise LSTM (--lstm-gac K: with global averaging cells) or "
-                        "NTM-BFGS (--ntm-memory window: NTM-L-BFGS), each with its own flags (default: lstm)")
+    p.add_argument("--rule", default="lstm", choices=["lstm", "ntm", "conv-fc"],
+                   help="the learned rule: the coordinatewise LSTM (--lstm-gac K: with global averaging cells), "
+                        "NTM-BFGS (--ntm-memory window: NTM-L-BFGS), or conv-fc: two LSTMs with the --lstm-* "
+                        "settings, one for convolution kernels (4-D parameters) and one for the rest, as the "
+                        "paper's CIFAR-10 optimizer (default: lstm)")
     _family_args(p)
     add_dataclass(p, LSTMConfig, "lstm-")
     add_dataclass(p, NTMConfig, "ntm-")

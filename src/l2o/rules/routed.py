@@ -116,3 +116,14 @@ class Routed(nn.Module):
         kernels = sorted({i["kernel"] for i in infos.values() if i["kernel"]})
         return {"implementation": impls[0] if len(impls) == 1 else "mixed",
                 "kernel": kernels[0] if len(kernels) == 1 else (", ".join(kernels) or None), "rules": infos}
+
+
+def conv_fc(config=None, *, implementation: str = "auto") -> Routed:
+    """The paper's CIFAR-10 optimizer: two LSTMs of the same settings (``LSTMConfig``) with separate weights,
+    "conv" for the convolution kernels (parameters of four dimensions) and "fc" for everything else
+    (biases, batch-norm offsets, fully connected weights), as in the authors' code."""
+    from l2o.rules.lstm import LSTMRule
+
+    return Routed({"conv": LSTMRule(config, implementation=implementation),
+                   "fc": LSTMRule(config, implementation=implementation)},
+                  routes=[{"label": "conv", "ndim": 4}], default="fc", implementation=implementation)
