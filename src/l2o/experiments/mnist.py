@@ -24,7 +24,6 @@ resumes from its last checkpoint), so an interrupted run loses at most one task'
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import sys
 import time
@@ -34,14 +33,15 @@ from pathlib import Path
 import torch
 
 from l2o import checkpoint
-from l2o.evaluate import evaluate, load_results, save_results, table
+from l2o.evaluate import table
+from l2o.experiments import common
+from l2o.experiments.common import TUNED, tune_and_evaluate, weights_sha  # noqa: F401 - weights_sha re-exported
 from l2o.meta.train import TrainConfig, meta_train
-from l2o.plots import plot_curves, plot_history, plot_panels, plot_sweep, plot_tuning
+from l2o.plots import plot_curves, plot_history, plot_panels, plot_sweep
 from l2o.rules.base import describe_implementation, implementation_of
-from l2o.rules.baselines import BASELINES
 from l2o.rules.lstm import LSTMConfig, LSTMRule
 from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
-from l2o.tune import load_tuning, lr_grid, save_tuning, tune, tuned_rules
+from l2o.tune import lr_grid
 
 # The paper's MNIST optimizer: log/sign preprocessing, output scale 0.1.
 RULE = LSTMConfig(preprocess=True, output_scale=0.1)
@@ -51,7 +51,6 @@ RULE = LSTMConfig(preprocess=True, output_scale=0.1)
 TRAIN = TrainConfig(episodes=1200, problems=2, meta_lr=3e-3, schedule="cosine", log_loss=True, val_every=50,
                     val_problems=64, param_scale_spread=3.0, seed=0)
 LEARNED = "LSTM (learned)"
-TUNED = ("sgd", "nag", "rmsprop", "adam")  # the baselines tuned per task
 FIGURE5 = ("steps200", "units40", "layers2", "relu")
 
 
@@ -100,58 +99,16 @@ def eval_tasks(s: Settings) -> dict[str, tuple[MLPConfig, int]]:
     return tasks
 
 
-def weights_sha(rule: torch.nn.Module) -> str:
-    """A fingerprint of a learned rule's weights, so results of other weights are never reused."""
-    h = hashlib.sha256()
-    for k, v in sorted(rule.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def _fresh(path: Path, expect: dict) -> bool:
-    """Whether a saved results or tuning file was made with these settings."""
-    if not path.is_file():
-        return False
-    try:
-        saved = checkpoint.read_json(path, "results", "task", "")
-    except ValueError:
-        return False
-    return all(saved.get(k) == v for k, v in checkpoint.jsonable(expect).items())
-
-
 def run_task(name: str, cfg: MLPConfig, steps: int, rule, s: Settings, out: Path, *, data_dir=None,
              progress: bool = True, device: str = "cpu", log=print, baselines: tuple[str, ...] = TUNED) -> dict:
     """Tune the baselines on validation problems, then evaluate everything on test problems (cached).
     ``rule``: the learned rule, or several as {label: rule}."""
     learned = rule if isinstance(rule, dict) else {LEARNED: rule}
     e = s.experiment
-    family = ImageMLPFamily(cfg, data_dir=data_dir)
-    folder = out / "tasks" / name
-    grid = lr_grid(e.lr_min, e.lr_max, e.per_decade)
-    tune_path, results_path = folder / "tuning.json", folder / "results.json"
-    if (_fresh(tune_path, {"task": family.config(), "steps": steps, "num_problems": e.tune_problems, "grid": grid})
-            and set(load_tuning(tune_path)["baselines"]) == set(baselines)):
-        tuning = load_tuning(tune_path)
-    else:
-        tuning = tune(family, baselines, grid=grid, steps=steps, num_problems=e.tune_problems, progress=progress,
-                      device=device)
-        save_tuning(tuning, tune_path)
-        plot_tuning(tuning, folder / "tuning.png")
-    rules = {**learned, **tuned_rules(tuning)}
-    shas = {k: weights_sha(r) for k, r in learned.items()}
-    expect = {"task": family.config(), "steps": steps, "num_problems": e.test_problems,
-              "learned_sha256": shas[LEARNED] if list(shas) == [LEARNED] else shas}
-    saved = load_results(results_path)["rules"] if _fresh(results_path, expect) else {}
-    if saved and all(saved.get(k, {}).get("rule") == r.config()
-                     and saved[k].get("implementation") == implementation_of(r) for k, r in rules.items()):
-        results = load_results(results_path)
-    else:
-        results = evaluate(rules, family, steps=steps, num_problems=e.test_problems, progress=progress,
-                           device=device)
-        results["learned_sha256"] = expect["learned_sha256"]
-        results["tuning"] = {k: {"lr": b["lr"], "at_grid_edge": b["at_grid_edge"]} for k, b in tuning["baselines"].items()}
-        save_results(results, results_path)
+    tuning, results = tune_and_evaluate(out / "tasks" / name, ImageMLPFamily(cfg, data_dir=data_dir), steps, learned,
+                                        grid=lr_grid(e.lr_min, e.lr_max, e.per_decade), tune_problems=e.tune_problems,
+                                        test_problems=e.test_problems, baselines=baselines, progress=progress,
+                                        device=device)
     edges = [k for k, b in tuning["baselines"].items() if b["at_grid_edge"]]
     for label in learned:
         h = headline(results, label)
@@ -163,15 +120,7 @@ def run_task(name: str, cfg: MLPConfig, steps: int, rule, s: Settings, out: Path
 
 def headline(results: dict, learned: str = LEARNED) -> dict:
     """The learned rule ``learned`` against the best tuned baseline of a task's results."""
-    r = results["rules"]
-    baselines = [k for k in r if r[k]["rule"].get("name") in BASELINES]
-    best = min(baselines, key=lambda k: r[k]["final_mean"])
-    return {"learned_final_mean": r[learned]["final_mean"], "learned_final_sem": r[learned]["final_sem"],
-            "best_baseline": best, "best_baseline_lr": r[best]["rule"]["lr"],
-            "best_baseline_final_mean": r[best]["final_mean"],
-            "ratio_final_vs_best_baseline": r[learned]["final_mean"] / r[best]["final_mean"],
-            "learned_beats_every_baseline": all(r[learned]["final_mean"] < r[k]["final_mean"] for k in baselines),
-            "steps": results["steps"], "num_problems": results["num_problems"]}
+    return common.headline(results, learned)
 
 
 def describe(cfg: MLPConfig, steps: int) -> str:

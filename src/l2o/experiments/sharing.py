@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from l2o import checkpoint
-from l2o.experiments import mnist, quadratic
+from l2o.experiments import common, mnist, quadratic
 from l2o.meta.train import TrainConfig, meta_train
 from l2o.plots import plot_history, plot_panels
 from l2o.rules.base import implementation_of
@@ -181,29 +181,12 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
 
 def _quadratic_task(learned: dict, baselines, e, out: Path, *, progress: bool, device: str, log) -> dict:
     """The quadratic experiment's tuning and test problems (cached like an MNIST task)."""
-    from l2o.evaluate import evaluate, load_results, save_results
-    from l2o.tune import load_tuning, lr_grid, save_tuning, tune, tuned_rules
+    from l2o.tune import lr_grid
 
-    family = QuadraticFamily(QuadraticConfig())
-    folder = out / "tasks" / "base"
-    grid = lr_grid(per_decade=e.per_decade)
-    tune_path, results_path = folder / "tuning.json", folder / "results.json"
-    if (mnist._fresh(tune_path, {"task": family.config(), "steps": 100, "num_problems": e.tune_problems, "grid": grid})
-            and set(load_tuning(tune_path)["baselines"]) == set(baselines)):
-        tuning = load_tuning(tune_path)
-    else:
-        tuning = tune(family, baselines, grid=grid, steps=100, num_problems=e.tune_problems, progress=progress,
-                      device=device)
-        save_tuning(tuning, tune_path)
-    rules = {**learned, **tuned_rules(tuning)}
-    shas = {k: mnist.weights_sha(r) for k, r in learned.items()}
-    expect = {"task": family.config(), "steps": 100, "num_problems": e.test_problems, "learned_sha256": shas}
-    if mnist._fresh(results_path, expect) and set(load_results(results_path)["rules"]) == set(rules):
-        return load_results(results_path)
-    results = evaluate(rules, family, steps=100, num_problems=e.test_problems, progress=progress, device=device)
-    results["learned_sha256"] = shas
-    results["tuning"] = {k: {"lr": b["lr"], "at_grid_edge": b["at_grid_edge"]} for k, b in tuning["baselines"].items()}
-    save_results(results, results_path)
+    _, results = common.tune_and_evaluate(out / "tasks" / "base", QuadraticFamily(QuadraticConfig()), 100, learned,
+                                          grid=lr_grid(per_decade=e.per_decade), tune_problems=e.tune_problems,
+                                          test_problems=e.test_problems, baselines=baselines, progress=progress,
+                                          device=device)
     for label in learned:
         log(f"    {label}: mean loss at step 100 {results['rules'][label]['final_mean']:.4g}")
     return results
@@ -215,7 +198,7 @@ def _task_summary(results: dict, learned: list[str], reference: str | None, desc
            "baselines": {k: {"lr": v["rule"]["lr"], "final_mean": v["final_mean"], "final_sem": v["final_sem"]}
                          for k, v in r.items() if k not in learned}}
     for label in learned:
-        h = mnist.headline(results, label)
+        h = common.headline(results, label)
         if reference is not None:
             h["ratio_final_vs_lstm"] = r[label]["final_mean"] / r[reference]["final_mean"]
         if "lbfgs" in out["baselines"]:  # beside a quasi-Newton method, the best of the coordinatewise ones too

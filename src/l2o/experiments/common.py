@@ -1,0 +1,88 @@
+"""What every experiment does per evaluation task: tune the baselines' learning rates on validation problems,
+then evaluate the learned optimizers and the tuned baselines on the same test problems; both cached in the
+task's folder and reused while their settings (and the learned weights) are unchanged.
+
+    folder/tuning.json, tuning.png       the learning-rate search
+    folder/results.json, results.csv     every rule's curves on the test problems
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from l2o import checkpoint
+from l2o.evaluate import evaluate, load_results, save_results
+from l2o.plots import plot_tuning
+from l2o.rules.base import implementation_of
+from l2o.rules.baselines import BASELINES
+from l2o.tune import load_tuning, save_tuning, tune, tuned_rules
+
+TUNED = ("sgd", "nag", "rmsprop", "adam")  # the paper's baselines
+
+
+def weights_sha(rule: torch.nn.Module) -> str:
+    """A fingerprint of a learned rule's weights, so results of other weights are never reused."""
+    h = hashlib.sha256()
+    for k, v in sorted(rule.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def fresh(path: Path, expect: dict) -> bool:
+    """Whether a saved results or tuning file was made with these settings."""
+    if not path.is_file():
+        return False
+    try:
+        saved = checkpoint.read_json(path, "results", "task", "")
+    except ValueError:
+        return False
+    return all(saved.get(k) == v for k, v in checkpoint.jsonable(expect).items())
+
+
+def tune_and_evaluate(folder: Path, family, steps: int, learned: dict, *, grid: list[float], tune_problems: int,
+                      test_problems: int, baselines: tuple[str, ...] = TUNED, tune_steps: int | None = None,
+                      progress: bool = True, device: str = "cpu") -> tuple[dict, dict]:
+    """(tuning, results) for ``family``: ``learned`` ({label: rule}) and the tuned ``baselines`` on the same
+    ``test_problems`` for ``steps`` steps. With one learned rule its fingerprint is stored as a string (as the
+    MNIST suite always did), with several as {label: fingerprint}."""
+    tune_steps = tune_steps or steps
+    tune_path, results_path = folder / "tuning.json", folder / "results.json"
+    wanted = {"task": family.config(), "steps": tune_steps, "num_problems": tune_problems, "grid": grid}
+    if fresh(tune_path, wanted) and set(load_tuning(tune_path)["baselines"]) == set(baselines):
+        tuning = load_tuning(tune_path)
+    else:
+        tuning = tune(family, baselines, grid=grid, steps=tune_steps, num_problems=tune_problems, progress=progress,
+                      device=device)
+        save_tuning(tuning, tune_path)
+        plot_tuning(tuning, folder / "tuning.png")
+    rules = {**learned, **tuned_rules(tuning)}
+    shas = {k: weights_sha(r) for k, r in learned.items()}
+    expect = {"task": family.config(), "steps": steps, "num_problems": test_problems,
+              "learned_sha256": next(iter(shas.values())) if len(shas) == 1 else shas}
+    saved = load_results(results_path)["rules"] if fresh(results_path, expect) else {}
+    if saved and set(saved) == set(rules) and all(
+            saved[k].get("rule") == r.config() and saved[k].get("implementation") == implementation_of(r)
+            for k, r in rules.items()):
+        return tuning, load_results(results_path)
+    results = evaluate(rules, family, steps=steps, num_problems=test_problems, progress=progress, device=device)
+    results["learned_sha256"] = expect["learned_sha256"]
+    results["tuning"] = {k: {"lr": b["lr"], "at_grid_edge": b["at_grid_edge"]} for k, b in tuning["baselines"].items()}
+    save_results(results, results_path)
+    return tuning, results
+
+
+def headline(results: dict, learned: str) -> dict:
+    """The learned rule ``learned`` against the best tuned baseline of a task's results."""
+    r = results["rules"]
+    baselines = [k for k in r if r[k]["rule"].get("name") in BASELINES]
+    best = min(baselines, key=lambda k: r[k]["final_mean"])
+    return {"learned_final_mean": r[learned]["final_mean"], "learned_final_sem": r[learned]["final_sem"],
+            "best_baseline": best, "best_baseline_lr": r[best]["rule"]["lr"],
+            "best_baseline_final_mean": r[best]["final_mean"],
+            "ratio_final_vs_best_baseline": r[learned]["final_mean"] / r[best]["final_mean"],
+            "learned_beats_every_baseline": all(r[learned]["final_mean"] < r[k]["final_mean"] for k in baselines),
+            "steps": results["steps"], "num_problems": results["num_problems"]}
