@@ -20,6 +20,7 @@ from l2o.rules.base import describe_implementation
 from l2o.rules.lstm import LSTMConfig, LSTMRule
 from l2o.rules.ntm import NTMConfig, NTMRule
 from l2o.tasks import families, family, make_family
+from l2o.tasks.conv import ConvConfig
 from l2o.tasks.mlp import MLPConfig
 from l2o.tasks.quadratic import QuadraticConfig
 from l2o.tune import load_tuning, lr_grid, save_tuning, tune, tuned_rules
@@ -286,6 +287,16 @@ def cmd_sharing(args) -> None:
                 implementation=args.implementation)
 
 
+def cmd_cifar(args) -> None:
+    from l2o.experiments import cifar
+
+    settings = _experiment_settings(args, cifar, ConvConfig)
+    if args.dataset:
+        settings.task = dataclasses.replace(settings.task, dataset=args.dataset)
+    cifar.run(args.out, settings, data_dir=args.data_dir, progress=not args.no_progress, device=_device(args.device),
+              command=shlex.join(["l2o", *args.argv]), implementation=args.implementation)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from l2o.experiments import mnist, quadratic
 
@@ -311,7 +322,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(fn=cmd_mnist)
 
-    from l2o.experiments import sharing
+    from l2o.experiments import cifar, sharing
+
+    p = sub.add_parser("cifar", help="the CIFAR-10 experiment (Figure 7): two LSTMs, LSTM-sub, label subsets, 1,000 "
+                                     "steps; --dataset fashion-mnist runs it on a stand-in")
+    p.add_argument("--out", default="runs/cifar", help="output folder (default: runs/cifar); run again to resume")
+    p.add_argument("--dataset", default=None, choices=["cifar10", "fashion-mnist", "mnist"],
+                   help="the images (default: cifar10, from `l2o data cifar10`); the others are stand-ins, named "
+                        "as such in every output (same as --conv-dataset)")
+    _data_dir_arg(p)
+    _experiment_flags(p, cifar, ConvConfig)
+    _implementation_arg(p)
+    _common(p)
+    p.set_defaults(fn=cmd_cifar)
 
     p = sub.add_parser("sharing", help="coordinates that share information (App. D): LSTM vs LSTM+GAC vs NTM-BFGS "
                                        "(quadratic) or NTM-L-BFGS (mnist), with the tuned baselines")
@@ -422,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = ""
         if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("train", "quadratic"):
             hint = "; once that is fixed, the same command with --resume continues from the last checkpoint"
-        elif isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("mnist", "sharing"):
+        elif isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("mnist", "sharing", "cifar"):
             hint = "; once that is fixed, the same command continues from the last checkpoint"
         print(f"l2o: error: {e}{hint}", file=sys.stderr)
         return 2

@@ -1,0 +1,184 @@
+"""The CIFAR-10 experiment (paper §3.3, Figure 7), end to end, on CIFAR-10 or a stand-in dataset.
+
+Two optimizers, both the paper's two-LSTM rule (one LSTM for the convolution kernels, one for the rest):
+    LSTM        meta-trained on the 10-class task
+    LSTM-sub    meta-trained only on the classes SUB_LABELS, disjoint from both evaluation subsets
+Evaluation tasks (baselines tuned per task on validation problems; everything on the same test problems):
+    ten         the 10 classes (Figure 7, left)
+    five        the classes FIVE (Figure 7, middle)
+    two         the classes TWO (Figure 7, right)
+The paper does not say which labels form its subsets; these are ours: FIVE = 0–4, TWO = 0–1 (CIFAR-10:
+airplane, automobile, bird, cat, deer; airplane, automobile), SUB_LABELS = 5–9.
+
+``dataset``: "cifar10" (the real experiment; `l2o data cifar10`), or "fashion-mnist" / "mnist", the same
+network on 28×28×1 images: a stand-in, named as such in every figure, table and summary.
+
+    out/train/lstm/, out/train/sub/     the meta-training runs (best.safetensors is each optimizer)
+    out/tasks/<task>/                   tuning.json, results.json, results.csv per task
+    out/figure7.png, results.md, summary.json
+
+Every stage is saved as it finishes; the same command again reuses what is done and resumes meta-training.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from l2o import checkpoint
+from l2o.evaluate import table
+from l2o.experiments import common
+from l2o.meta.train import TrainConfig, meta_train
+from l2o.plots import plot_history, plot_panels
+from l2o.rules.base import describe_implementation, implementation_of
+from l2o.rules.lstm import LSTMConfig
+from l2o.rules.routed import conv_fc
+from l2o.tasks.conv import ConvConfig, ConvFamily
+from l2o.tune import lr_grid
+
+FIVE, TWO, SUB_LABELS = (0, 1, 2, 3, 4), (0, 1), (5, 6, 7, 8, 9)
+NAMES = {"cifar10": "CIFAR-10", "fashion-mnist": "Fashion-MNIST (stand-in for CIFAR-10)",
+         "mnist": "MNIST (stand-in for CIFAR-10)"}
+LEARNED, SUB = "LSTM (learned)", "LSTM-sub (learned)"
+# The authors' code: both LSTMs 2 × 20, log/sign preprocessing with p = 5, output scale 0.01.
+RULE = LSTMConfig(preprocess=True, p=5.0, output_scale=0.01)
+# Meta-training horizon 200 steps in truncations of 20 (evaluation runs 1,000); one problem per episode.
+TRAIN = TrainConfig(episodes=300, horizon=200, unroll=20, problems=1, meta_lr=3e-3, schedule="cosine", log_loss=True,
+                    val_every=25, val_problems=4, val_metric="log_final", seed=0)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    test_problems: int = 16  # held-out test problems per task
+    tune_problems: int = 4  # validation problems for each task's learning-rate search
+    steps: int = 1000  # optimisation steps at evaluation (the paper: 1,000)
+    tune_steps: int = 1000  # steps of each tuning run
+    lr_min: float = 1e-4  # the baselines' learning-rate grid: lr_min … lr_max
+    lr_max: float = 10.0
+    per_decade: int = 2  # grid points per factor of ten
+    only: str = "all"  # "all", or a comma-separated list of tasks (ten, five, two)
+
+
+@dataclass
+class Settings:
+    task: ConvConfig = field(default_factory=lambda: ConvConfig(dataset="cifar10"))
+    rule: LSTMConfig = RULE
+    train: TrainConfig = TRAIN
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+
+
+def eval_tasks(s: Settings) -> dict[str, ConvConfig]:
+    tasks = {"ten": replace(s.task, labels=()), "five": replace(s.task, labels=FIVE),
+             "two": replace(s.task, labels=TWO)}
+    if s.experiment.only != "all":
+        wanted = [w.strip() for w in s.experiment.only.split(",")]
+        unknown = sorted(set(wanted) - set(tasks))
+        if unknown:
+            raise ValueError(f"unknown tasks {unknown}; available: {', '.join(tasks)}")
+        tasks = {k: v for k, v in tasks.items() if k in wanted}
+    return tasks
+
+
+def describe(cfg: ConvConfig) -> str:
+    classes = f"{len(cfg.labels)} classes {list(cfg.labels)}" if cfg.labels else "10 classes"
+    return f"{NAMES[cfg.dataset]}, {classes}"
+
+
+def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, *, data_dir, progress, device, implementation, log):
+    folder = out / "train" / key
+    log(f"    {key}: {describe(cfg)}; {s.train.episodes} episodes × {s.train.problems} problems, horizon "
+        f"{s.train.horizon} → {folder}")
+    result = meta_train(ConvFamily(cfg, data_dir=data_dir), conv_fc(s.rule, implementation=implementation), s.train,
+                        folder, resume=(folder / "state.safetensors").is_file(), progress=progress, device=device,
+                        info={"task": "conv", "description": f"two LSTMs (conv kernels / the rest) on {describe(cfg)}"})
+    plot_history(folder / "history.csv", folder / "history.png")
+    log(f"    {key}: {result.state.seconds:.0f} s of meta-training; best validation at episode "
+        f"{result.state.best_episode}")
+    return result
+
+
+def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, progress: bool = True,
+        device: str = "cpu", command: str | None = None, log=print, implementation: str = "auto") -> dict:
+    """Run the suite into ``out``; returns the summary."""
+    s = settings or Settings()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    tasks = eval_tasks(s)
+    e = s.experiment
+    log(f"1/2 meta-training the two-LSTM optimizer on {describe(replace(s.task, labels=()))}, and LSTM-sub on "
+        f"classes {list(SUB_LABELS)}")
+    full = _train("lstm", replace(s.task, labels=()), s, out, data_dir=data_dir, progress=progress, device=device,
+                  implementation=implementation, log=log)
+    sub = None
+    if any(cfg.labels for cfg in tasks.values()):
+        sub = _train("sub", replace(s.task, labels=SUB_LABELS), s, out, data_dir=data_dir, progress=progress,
+                     device=device, implementation=implementation, log=log)
+
+    log(f"2/2 tuning the baselines per task ({e.tune_problems} validation problems, {e.tune_steps} steps) and "
+        f"evaluating on {e.test_problems} test problems for {e.steps} steps")
+    results = {}
+    for name, cfg in tasks.items():
+        learned = {LEARNED: full.rule, **({SUB: sub.rule} if cfg.labels and sub is not None else {})}
+        _, results[name] = common.tune_and_evaluate(
+            out / "tasks" / name, ConvFamily(cfg, data_dir=data_dir), e.steps, learned,
+            grid=lr_grid(e.lr_min, e.lr_max, e.per_decade), tune_problems=e.tune_problems,
+            test_problems=e.test_problems, tune_steps=e.tune_steps, progress=progress, device=device)
+        for label in learned:
+            h = common.headline(results[name], label)
+            log(f"    {name:5s} {label} {h['learned_final_mean']:.4g}   best baseline {h['best_baseline']} "
+                f"(lr {h['best_baseline_lr']:.3g}) {h['best_baseline_final_mean']:.4g}   "
+                f"ratio {h['ratio_final_vs_best_baseline']:.3f}")
+
+    plot_panels([(results[k], describe(tasks[k])) for k in results], out / "figure7.png",
+                suptitle=f"Figure 7 on {NAMES[s.task.dataset]}: {e.test_problems} test problems per task")
+    summary = {
+        "command": command,
+        "dataset": s.task.dataset,
+        "dataset_name": NAMES[s.task.dataset],
+        "labels": {"five": list(FIVE), "two": list(TWO), "sub": list(SUB_LABELS)},
+        "meta_train_seconds": {"lstm": round(full.state.seconds, 1), **({"sub": round(sub.state.seconds, 1)} if sub else {})},
+        "best_episode": {"lstm": full.state.best_episode, **({"sub": sub.state.best_episode} if sub else {})},
+        "tasks": {k: {"description": describe(tasks[k]),
+                      **{label: common.headline(v, label) for label in v["rules"] if label in (LEARNED, SUB)}}
+                  for k, v in results.items()},
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "implementation": implementation_of(full.rule),
+        "settings": {k: asdict(getattr(s, k)) for k in ("task", "rule", "train", "experiment")},
+        "machine": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
+                    "threads": torch.get_num_threads(), "device": device},
+    }
+    checkpoint.write_json(out / "summary.json", summary)
+    for key in ("lstm", "sub") if sub else ("lstm",):  # each optimizer's own results, for `l2o export`
+        label = LEARNED if key == "lstm" else SUB
+        checkpoint.write_json(out / "train" / key / "summary.json", {
+            "command": command, "experiment": "cifar", "label": label, "dataset": NAMES[s.task.dataset],
+            "meta_train_seconds": summary["meta_train_seconds"][key], "best_episode": summary["best_episode"][key],
+            "tasks": {k: {"description": t["description"], **t[label]} for k, t in summary["tasks"].items() if label in t},
+            "settings": summary["settings"]})
+    md = [f"The paper's CIFAR-10 experiment on **{NAMES[s.task.dataset]}**: the two-LSTM optimizer meta-trained on the "
+          f"10-class task ({full.state.seconds / 60:.1f} min)" + (f", LSTM-sub on classes {list(SUB_LABELS)} "
+          f"({sub.state.seconds / 60:.1f} min)" if sub else "") + f"; {e.test_problems} test problems per task, "
+          f"{e.steps} steps. {describe_implementation(full.rule)}\n",
+          "| task | learned | its final loss | best tuned baseline | its final loss | learned / best | beats all |",
+          "|---|---|---|---|---|---|---|"]
+    for k, t in summary["tasks"].items():
+        for label in (LEARNED, SUB):
+            if label in t:
+                h = t[label]
+                md.append(f"| {k}: {t['description']} | {label} | {h['learned_final_mean']:.4g} ± "
+                          f"{h['learned_final_sem']:.2g} | {h['best_baseline']} (lr {h['best_baseline_lr']:.3g}) | "
+                          f"{h['best_baseline_final_mean']:.4g} | {h['ratio_final_vs_best_baseline']:.3f}× | "
+                          f"{'yes' if h['learned_beats_every_baseline'] else '**no**'} |")
+    for k, v in results.items():
+        md += ["", f"### {k}: {describe(tasks[k])}", "", table(v)]
+    text = "\n".join(md) + "\n"
+    checkpoint.atomic_write_text(out / "results.md", text)
+    log("")
+    log(text)
+    return summary

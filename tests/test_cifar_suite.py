@@ -1,0 +1,76 @@
+"""The CIFAR-10 suite end to end on tiny settings and generated MNIST-shaped images (a stand-in)."""
+
+import json
+
+import pytest
+import torch
+
+from l2o.cli import main
+from l2o.experiments import cifar
+from l2o.meta.train import TrainConfig
+from l2o.tasks import conv as conv_tasks
+from l2o.tasks.conv import ConvConfig, Images
+
+
+@pytest.fixture
+def generated(monkeypatch):
+    def splits(dataset, data_dir=None, labels=()):
+        gen = torch.Generator().manual_seed(0)
+        out = {}
+        for split, n in (("train", 120), ("validation", 40), ("test", 40)):
+            x = torch.rand(n, 1, 12, 12, generator=gen)
+            y = torch.arange(n) % 10
+            if labels:
+                keep = torch.isin(y, torch.tensor(labels))
+                x, y = x[keep], torch.tensor([labels.index(int(v)) for v in y[keep]])
+            out[split] = Images(x, y)
+        return out
+
+    monkeypatch.setattr(conv_tasks, "image_splits", splits)
+
+
+def tiny(only="all"):
+    return cifar.Settings(
+        task=ConvConfig(dataset="fashion-mnist", channels=(2, 2), hidden=(4,), batch_size=4),
+        train=TrainConfig(episodes=2, horizon=4, unroll=2, problems=1, val_every=1, val_problems=1, seed=0),
+        experiment=cifar.ExperimentConfig(test_problems=2, tune_problems=1, steps=5, tune_steps=3, lr_min=0.01,
+                                          lr_max=1.0, per_decade=1, only=only))
+
+
+def test_suite_end_to_end_names_its_stand_in_and_reuses(generated, tmp_path):
+    summary = cifar.run(tmp_path, tiny(), progress=False, log=lambda *a: None)
+    assert summary["dataset_name"] == "Fashion-MNIST (stand-in for CIFAR-10)"
+    assert list(summary["tasks"]) == ["ten", "five", "two"]
+    assert set(summary["tasks"]["ten"]) == {"description", cifar.LEARNED}  # LSTM-sub only on the subsets
+    assert set(summary["tasks"]["two"]) == {"description", cifar.LEARNED, cifar.SUB}
+    r = json.loads((tmp_path / "tasks" / "five" / "results.json").read_text())
+    assert r["task"]["labels"] == [0, 1, 2, 3, 4] and r["steps"] == 5
+    assert set(r["rules"]) == {cifar.LEARNED, cifar.SUB, "sgd", "nag", "rmsprop", "adam"}
+    sub = json.loads((tmp_path / "train" / "sub" / "config.json").read_text())
+    assert sub["task"]["labels"] == [5, 6, 7, 8, 9] and sub["rule"]["name"] == "routed"
+    assert set(sub["rule"]["rules"]) == {"conv", "fc"} and sub["rule"]["rules"]["conv"]["output_scale"] == 0.01
+    text = (tmp_path / "results.md").read_text()
+    assert "Fashion-MNIST (stand-in for CIFAR-10)" in text and (tmp_path / "figure7.png").is_file()
+    own = json.loads((tmp_path / "train" / "lstm" / "summary.json").read_text())
+    assert own["dataset"] == "Fashion-MNIST (stand-in for CIFAR-10)" and set(own["tasks"]) == {"ten", "five", "two"}
+    stamp = (tmp_path / "tasks" / "two" / "results.json").stat().st_mtime_ns
+    assert cifar.run(tmp_path, tiny(), progress=False, log=lambda *a: None)["tasks"] == summary["tasks"]
+    assert (tmp_path / "tasks" / "two" / "results.json").stat().st_mtime_ns == stamp
+
+
+def test_only_the_ten_class_task_trains_no_sub(generated, tmp_path):
+    summary = cifar.run(tmp_path, tiny("ten"), progress=False, log=lambda *a: None)
+    assert list(summary["tasks"]) == ["ten"] and not (tmp_path / "train" / "sub").exists()
+    with pytest.raises(ValueError, match=r"unknown tasks \['eleven'\]"):
+        cifar.eval_tasks(tiny("ten,eleven"))
+
+
+def test_cli_dataset_flag_and_the_real_data_missing(tmp_path, monkeypatch, capsys):
+    seen = {}
+    monkeypatch.setattr(cifar, "run", lambda out, settings, **kw: seen.update(settings=settings))
+    assert main(["cifar", "--dataset", "fashion-mnist", "--episodes", "5", "--steps", "50"]) == 0
+    assert seen["settings"].task.dataset == "fashion-mnist" and seen["settings"].train.episodes == 5
+    assert seen["settings"].experiment.steps == 50 and seen["settings"].rule == cifar.RULE
+    monkeypatch.undo()
+    assert main(["cifar", "--out", str(tmp_path / "c"), "--data-dir", str(tmp_path / "none"), "--no-progress"]) == 2
+    assert "CIFAR-10 is not in" in capsys.readouterr().err
