@@ -22,13 +22,9 @@ Every stage is saved as it finishes; the same command again reuses what is done 
 
 from __future__ import annotations
 
-import platform
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-
-import torch
 
 from l2o import checkpoint
 from l2o.evaluate import table
@@ -151,8 +147,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         "total_seconds": round(time.perf_counter() - started, 1),
         "implementation": implementation_of(full.rule),
         "settings": {k: asdict(getattr(s, k)) for k in ("task", "rule", "train", "experiment")},
-        "machine": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-                    "threads": torch.get_num_threads(), "device": device},
+        "machine": common.machine(device),
     }
     checkpoint.write_json(out / "summary.json", summary)
     for key in ("lstm", "sub") if sub else ("lstm",):  # each optimizer's own results, for `l2o export`

@@ -9,6 +9,8 @@ task's folder and reused while their settings (and the learned weights) are unch
 from __future__ import annotations
 
 import hashlib
+import platform
+import sys
 from pathlib import Path
 
 import torch
@@ -86,3 +88,9 @@ def headline(results: dict, learned: str) -> dict:
             "ratio_final_vs_best_baseline": r[learned]["final_mean"] / r[best]["final_mean"],
             "learned_beats_every_baseline": all(r[learned]["final_mean"] < r[k]["final_mean"] for k in baselines),
             "steps": results["steps"], "num_problems": results["num_problems"]}
+
+
+def machine(device: str) -> dict:
+    """What a summary records of the machine that made it."""
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
+            "threads": torch.get_num_threads(), "device": device}

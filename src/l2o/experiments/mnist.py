@@ -24,13 +24,9 @@ resumes from its last checkpoint), so an interrupted run loses at most one task'
 
 from __future__ import annotations
 
-import platform
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-
-import torch
 
 from l2o import checkpoint
 from l2o.evaluate import table
@@ -177,8 +173,7 @@ def run(out: str | Path, settings: Settings | None = None, *, resume: bool = Tru
         "total_seconds": round(time.perf_counter() - started, 1),
         "implementation": implementation_of(result.rule),
         "settings": {k: asdict(getattr(s, k)) for k in ("task", "rule", "train", "experiment")},
-        "machine": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-                    "threads": torch.get_num_threads(), "device": device},
+        "machine": common.machine(device),
     }
     checkpoint.write_json(out / "summary.json", summary)
     md = [f"MNIST suite: one LSTM optimizer meta-trained on the base task ({result.state.seconds / 60:.1f} min), "

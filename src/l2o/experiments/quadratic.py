@@ -11,16 +11,13 @@ The default settings are the ones the shipped ``quadratic`` optimizer was traine
 
 from __future__ import annotations
 
-import platform
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
 from l2o import checkpoint
 from l2o.evaluate import evaluate, save_results, table
+from l2o.experiments import common
 from l2o.meta.train import TrainConfig, meta_train
 from l2o.plots import plot_curves, plot_history, plot_tuning
 from l2o.rules.base import describe_implementation, implementation_of
@@ -100,8 +97,7 @@ def run(out: str | Path, settings: Settings | None = None, *, resume: bool = Fal
         "total_seconds": round(time.perf_counter() - started, 1),
         "implementation": implementation_of(result.rule),
         "settings": {k: asdict(getattr(s, k)) for k in ("task", "rule", "train", "experiment")},
-        "machine": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-                    "threads": torch.get_num_threads(), "device": device},
+        "machine": common.machine(device),
     }
     checkpoint.write_json(out / "summary.json", summary)
     md = (f"Quadratics, {results['num_problems']} held-out test problems, {results['steps']} steps "

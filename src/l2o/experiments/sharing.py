@@ -18,8 +18,6 @@ The learned rules differ only in their architecture: same meta-training settings
 
 from __future__ import annotations
 
-import platform
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -160,8 +158,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         "total_seconds": round(time.perf_counter() - started, 1),
         "settings": {"train": asdict(train), "experiment": asdict(s.experiment), "evaluation": asdict(e),
                      "baselines": list(baselines)},
-        "machine": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-                    "threads": torch.get_num_threads(), "device": device},
+        "machine": common.machine(device),
     }
     checkpoint.write_json(out / "summary.json", summary)
     for key, (label, _) in chosen.items():  # each run's own results, which `l2o export` stores with its weights

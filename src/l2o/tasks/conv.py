@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from l2o.tasks.base import Params, split_generator
+from l2o.tasks.mlp import ClassifierTask
 from l2o.tasks.registry import register_family
 
 DATASETS = ("cifar10", "mnist", "fashion-mnist")
@@ -117,30 +118,9 @@ def _batch_norm(x: Tensor, offset: Tensor, dims: tuple[int, ...], eps: float) ->
     return (x - mean) * torch.rsqrt(var + eps) + offset
 
 
-class ConvTask:
-    """``num_problems`` conv nets, each with its own θ_0 and its own order of minibatches."""
-
-    def __init__(self, cfg: ConvConfig, data: Images, theta0: Params, gen_seed: int):
-        self.cfg, self.data, self.theta0 = cfg, data, theta0
-        self.num_problems = next(iter(theta0.values())).shape[0]
-        self.seed = gen_seed
-        self._batches: dict[int, tuple[Tensor, Tensor]] = {}
-
-    def to(self, device) -> "ConvTask":
-        return ConvTask(self.cfg, Images(self.data.x.to(device), self.data.y.to(device)),
-                        {k: v.to(device) for k, v in self.theta0.items()}, self.seed)
-
-    def init_params(self) -> Params:
-        return {k: v.clone() for k, v in self.theta0.items()}
-
-    def batch(self, step: int) -> tuple[Tensor, Tensor]:
-        """Every problem's minibatch at ``step``: images (B, batch, C, H, W) and labels (B, batch)."""
-        if step not in self._batches:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-            idx = torch.randint(0, self.data.x.shape[0], (self.num_problems, self.cfg.batch_size), generator=gen)
-            idx = idx.to(self.data.x.device)
-            self._batches = {step: (self.data.x[idx], self.data.y[idx])}  # keep only the latest
-        return self._batches[step]
+class ConvTask(ClassifierTask):
+    """``num_problems`` conv nets, each with its own θ_0 and its own order of minibatches (images (B, batch,
+    C, H, W))."""
 
     def logits(self, params: Params, x: Tensor) -> Tensor:
         """(B, batch, classes) for images (B, batch, C, H, W); the fully connected layers batched over B."""
@@ -158,12 +138,6 @@ class ConvTask:
             h = torch.baddbmm(params[f"fc{j}.bias"].unsqueeze(1), h, params[f"fc{j}.weight"])
             h = torch.relu(_batch_norm(h, params[f"fc{j}.offset"].unsqueeze(1), (1,), eps))
         return torch.baddbmm(params["out.bias"].unsqueeze(1), h, params["out.weight"])
-
-    def loss(self, params: Params, step: int = 0) -> Tensor:
-        x, y = self.batch(step)
-        logits = self.logits(params, x)
-        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
-        return ce.view(self.num_problems, -1).mean(1)
 
 
 def shapes(cfg: ConvConfig, image: tuple[int, int, int]) -> dict[str, tuple[int, ...]]:

@@ -64,30 +64,44 @@ class MLPConfig:
             raise ValueError(f"init must be 'paper' or 'torch', got {self.init!r}")
 
 
-class MLPTask:
-    """``num_problems`` networks, each with its own θ_0 and its own order of minibatches."""
+class ClassifierTask:
+    """``num_problems`` classifiers, each with its own θ_0 and its own order of minibatches; the loss at step t
+    is each one's mean cross-entropy on its t-th minibatch. Subclasses define ``logits(params, x)``."""
 
-    def __init__(self, cfg: MLPConfig, data: Dataset, theta0: Params, gen_seed: int):
+    def __init__(self, cfg, data, theta0: Params, gen_seed: int):
         self.cfg, self.data, self.theta0 = cfg, data, theta0
         self.num_problems = next(iter(theta0.values())).shape[0]
         self.seed = gen_seed
         self._batches: dict[int, tuple[Tensor, Tensor]] = {}
 
-    def to(self, device) -> "MLPTask":
-        data = Dataset(self.data.x.to(device), self.data.y.to(device))
-        return MLPTask(self.cfg, data, {k: v.to(device) for k, v in self.theta0.items()}, self.seed)
+    def to(self, device):
+        data = type(self.data)(self.data.x.to(device), self.data.y.to(device))
+        return type(self)(self.cfg, data, {k: v.to(device) for k, v in self.theta0.items()}, self.seed)
 
     def init_params(self) -> Params:
         return {k: v.clone() for k, v in self.theta0.items()}
 
     def batch(self, step: int) -> tuple[Tensor, Tensor]:
-        """The minibatch of every problem at ``step``: inputs (B, batch, d) and labels (B, batch)."""
+        """The minibatch of every problem at ``step``: inputs (B, batch, ...) and labels (B, batch)."""
         if step not in self._batches:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
             idx = torch.randint(0, self.data.x.shape[0], (self.num_problems, self.cfg.batch_size), generator=gen)
             idx = idx.to(self.data.x.device)
             self._batches = {step: (self.data.x[idx], self.data.y[idx])}  # keep only the latest
         return self._batches[step]
+
+    def logits(self, params: Params, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def loss(self, params: Params, step: int = 0) -> Tensor:
+        x, y = self.batch(step)
+        logits = self.logits(params, x)
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
+        return ce.view(self.num_problems, -1).mean(1)
+
+
+class MLPTask(ClassifierTask):
+    """``num_problems`` MLPs, evaluated with batched matrix products."""
 
     def logits(self, params: Params, x: Tensor) -> Tensor:
         act = ACTIVATIONS[self.cfg.activation]
@@ -97,12 +111,6 @@ class MLPTask:
             if i < layers - 1:
                 x = act(x)
         return x
-
-    def loss(self, params: Params, step: int = 0) -> Tensor:
-        x, y = self.batch(step)
-        logits = self.logits(params, x)
-        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
-        return ce.view(self.num_problems, -1).mean(1)
 
 
 class MLPFamily:
