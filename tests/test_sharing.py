@@ -45,6 +45,18 @@ def test_quadratic_end_to_end_and_reuse(tmp_path):
     assert again["tasks"] == summary["tasks"]
 
 
+def test_train_only_then_evaluate(tmp_path):
+    s = sharing.Settings("quadratic", sharing.ExperimentConfig(only="gac", train_only=True), TINY)
+    done = sharing.run(tmp_path, s, **QUIET)
+    assert list(done["learned"]) == ["LSTM+GAC (2)"] and (tmp_path / "train" / "gac" / "best.safetensors").is_file()
+    assert not (tmp_path / "tasks").exists() and not (tmp_path / "summary.json").exists()
+    stamp = (tmp_path / "train" / "gac" / "state.safetensors").stat().st_mtime_ns
+    s = sharing.Settings("quadratic", sharing.ExperimentConfig(only="gac", test_problems=3, tune_problems=2), TINY)
+    summary = sharing.run(tmp_path, s, **QUIET)  # evaluates what was trained, without training it again
+    assert (tmp_path / "train" / "gac" / "state.safetensors").stat().st_mtime_ns == stamp
+    assert summary["tasks"]["base"]["LSTM+GAC (2)"]["num_problems"] == 3
+
+
 def test_only_some_rules_and_unknown_names(tmp_path):
     s = sharing.Settings("quadratic", sharing.ExperimentConfig(only="gac", test_problems=3, tune_problems=2), TINY)
     summary = sharing.run(tmp_path, s, **QUIET)

@@ -13,6 +13,8 @@ budget, against the tuned baselines on the same held-out problems.
     OUT/results.md, summary.json   the table and the numbers, with the settings that produced them
 
 Every stage is saved as it finishes and running the command again reuses what is done, as ``l2o mnist``.
+With several cores, the rules can be meta-trained in parallel, one process each (``--only gac --train-only``,
+``--only ntm --train-only``, …), and evaluated together afterwards by the command without those flags.
 The learned rules differ only in their architecture: same meta-training settings, seed, problems.
 """
 
@@ -65,6 +67,7 @@ class ExperimentConfig:
     only: str = "all"  # "all", or a comma-separated list of the learned rules to train and evaluate (lstm, gac, ntm)
     test_problems: int = 0  # held-out test problems per task; 0: the task's experiment's (quadratic 1,000, MNIST 128)
     tune_problems: int = 0  # validation problems for each task's learning-rate search; 0: quadratic 512, MNIST 32
+    train_only: bool = False  # meta-train the chosen rules and stop (e.g. one process per rule, then one to evaluate)
 
 
 @dataclass
@@ -132,6 +135,9 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     for key, (label, rule_settings) in chosen.items():
         learned[label], runs[key] = _train(key, label, rule_settings, family, train, out, info, progress=progress,
                                            device=device, implementation=implementation, log=log)
+    if s.experiment.train_only:
+        log("meta-training done (--train-only); run the command without it to evaluate")
+        return {"task": s.task, "learned": {label: runs[key] for key, (label, _) in chosen.items()}}
     for label in [k for k in learned if isinstance(learned[k], NTMRule)]:  # how much comes through the memory
         learned[label + BLIND] = learned[label].without_reads()
 
