@@ -10,6 +10,7 @@ from l2o.experiments import cifar
 from l2o.meta.train import TrainConfig
 from l2o.tasks import conv as conv_tasks
 from l2o.tasks.conv import ConvConfig, Images
+from test_mnist import data  # noqa: F401  (the fixture: small generated MNIST files)
 
 
 @pytest.fixture
@@ -29,18 +30,18 @@ def generated(monkeypatch):
     monkeypatch.setattr(conv_tasks, "image_splits", splits)
 
 
-def tiny(only="all"):
+def tiny(only="ten,five,two,torch_layers"):
     return cifar.Settings(
         task=ConvConfig(dataset="fashion-mnist", channels=(2, 2), hidden=(4,), batch_size=4),
         train=TrainConfig(episodes=2, horizon=4, unroll=2, problems=1, val_every=1, val_problems=1, seed=0),
         experiment=cifar.ExperimentConfig(test_problems=2, tune_problems=1, steps=5, tune_steps=3, lr_min=0.01,
-                                          lr_max=1.0, per_decade=1, only=only))
+                                          lr_max=1.0, per_decade=1, mlp_steps=4, only=only))
 
 
 def test_suite_end_to_end_names_its_stand_in_and_reuses(generated, tmp_path):
     summary = cifar.run(tmp_path, tiny(), progress=False, log=lambda *a: None)
     assert summary["dataset_name"] == "Fashion-MNIST (stand-in for CIFAR-10)"
-    assert list(summary["tasks"]) == ["ten", "five", "two"]
+    assert list(summary["tasks"]) == ["ten", "five", "two", "torch_layers"]
     assert set(summary["tasks"]["ten"]) == {"description", cifar.LEARNED}  # LSTM-sub only on the subsets
     assert set(summary["tasks"]["two"]) == {"description", cifar.LEARNED, cifar.SUB}
     r = json.loads((tmp_path / "tasks" / "five" / "results.json").read_text())
@@ -52,7 +53,9 @@ def test_suite_end_to_end_names_its_stand_in_and_reuses(generated, tmp_path):
     text = (tmp_path / "results.md").read_text()
     assert "Fashion-MNIST (stand-in for CIFAR-10)" in text and (tmp_path / "figure7.png").is_file()
     own = json.loads((tmp_path / "train" / "lstm" / "summary.json").read_text())
-    assert own["dataset"] == "Fashion-MNIST (stand-in for CIFAR-10)" and set(own["tasks"]) == {"ten", "five", "two"}
+    assert own["dataset"] == "Fashion-MNIST (stand-in for CIFAR-10)" and set(own["tasks"]) == {"ten", "five", "two", "torch_layers"}
+    layers = json.loads((tmp_path / "tasks" / "torch_layers" / "results.json").read_text())["task"]
+    assert layers["init"] == "torch" and layers["bn_scale"] is True and (tmp_path / "users_models.png").is_file()
     stamp = (tmp_path / "tasks" / "two" / "results.json").stat().st_mtime_ns
     assert cifar.run(tmp_path, tiny(), progress=False, log=lambda *a: None)["tasks"] == summary["tasks"]
     assert (tmp_path / "tasks" / "two" / "results.json").stat().st_mtime_ns == stamp
@@ -74,3 +77,11 @@ def test_cli_dataset_flag_and_the_real_data_missing(tmp_path, monkeypatch, capsy
     monkeypatch.undo()
     assert main(["cifar", "--out", str(tmp_path / "c"), "--data-dir", str(tmp_path / "none"), "--no-progress"]) == 2
     assert "CIFAR-10 is not in" in capsys.readouterr().err
+
+
+def test_the_conv_optimizer_on_the_papers_mnist_mlp(generated, data, tmp_path):  # noqa: F811
+    root, _ = data
+    summary = cifar.run(tmp_path, tiny("mnist_mlp"), data_dir=root, progress=False, log=lambda *a: None)
+    t = summary["tasks"]["mnist_mlp"]
+    assert t["description"] == "the paper's MNIST MLP (784-20-10 sigmoid), 4 steps" and t[cifar.LEARNED]["steps"] == 4
+    assert not (tmp_path / "train" / "sub").exists() and not (tmp_path / "figure7.png").exists()

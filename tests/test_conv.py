@@ -22,12 +22,14 @@ def reference(params, x, cfg):
     h = x
     for i in range(len(cfg.channels)):
         h = F.conv2d(h, params[f"conv{i}.weight"], params[f"conv{i}.bias"], padding=cfg.kernel // 2)
-        h = F.batch_norm(h, None, None, None, params[f"conv{i}.offset"], training=True, eps=cfg.bn_eps)
+        h = F.batch_norm(h, None, None, params.get(f"conv{i}.scale"), params[f"conv{i}.offset"], training=True,
+                         eps=cfg.bn_eps)
         h = F.max_pool2d(F.relu(h), 2)
     h = h.flatten(1)
     for j in range(len(cfg.hidden)):
         h = h @ params[f"fc{j}.weight"] + params[f"fc{j}.bias"]
-        h = F.relu(F.batch_norm(h, None, None, None, params[f"fc{j}.offset"], training=True, eps=cfg.bn_eps))
+        h = F.relu(F.batch_norm(h, None, None, params.get(f"fc{j}.scale"), params[f"fc{j}.offset"], training=True,
+                                eps=cfg.bn_eps))
     return h @ params["out.weight"] + params["out.bias"]
 
 
@@ -40,14 +42,14 @@ def test_the_authors_network_has_their_parameter_count():
     assert 0.009 < float(theta["conv1.weight"].std()) < 0.011 and not theta["conv0.offset"].any()
 
 
-@pytest.mark.parametrize("init", ["paper", "torch"])
-def test_problems_side_by_side_equal_each_alone_and_pytorch_layers(init):
-    cfg = ConvConfig(init=init, batch_size=16)
+@pytest.mark.parametrize("init,bn_scale", [("paper", False), ("torch", True)])
+def test_problems_side_by_side_equal_each_alone_and_pytorch_layers(init, bn_scale):
+    cfg = ConvConfig(init=init, batch_size=16, bn_scale=bn_scale)
     task = ConvFamily(cfg, data=images()).sample("train", 3, 3)
     params = task.init_params()
     with torch.no_grad():  # give the offsets and biases something to do
         for k in params:
-            if k.endswith(("offset", "bias")):
+            if k.endswith(("offset", "bias", "scale")):
                 params[k].normal_(0, 0.1)
     x, y = task.batch(5)
     logits = task.logits(params, x)

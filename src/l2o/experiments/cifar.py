@@ -7,6 +7,8 @@ Evaluation tasks (baselines tuned per task on validation problems; everything on
     ten         the 10 classes (Figure 7, left)
     five        the classes FIVE (Figure 7, middle)
     two         the classes TWO (Figure 7, right)
+    torch_layers  the 10 classes with PyTorch's default layers: nn.Conv2d/nn.Linear init, batch norm with a scale
+    mnist_mlp   the paper's MNIST MLP (100 steps): how the conv optimizer does on a model it never saw
 The paper does not say which labels form its subsets; these are ours: FIVE = 0–4, TWO = 0–1 (CIFAR-10:
 airplane, automobile, bird, cat, deer; airplane, automobile), SUB_LABELS = 5–9.
 
@@ -15,7 +17,7 @@ network on 28×28×1 images: a stand-in, named as such in every figure, table an
 
     out/train/lstm/, out/train/sub/     the meta-training runs (best.safetensors is each optimizer)
     out/tasks/<task>/                   tuning.json, results.json, results.csv per task
-    out/figure7.png, results.md, summary.json
+    out/figure7.png, users_models.png, results.md, summary.json
 
 Every stage is saved as it finishes; the same command again reuses what is done and resumes meta-training.
 """
@@ -35,6 +37,7 @@ from l2o.rules.base import describe_implementation, implementation_of
 from l2o.rules.lstm import LSTMConfig
 from l2o.rules.routed import conv_fc
 from l2o.tasks.conv import ConvConfig, ConvFamily
+from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
 from l2o.tune import lr_grid
 
 FIVE, TWO, SUB_LABELS = (0, 1, 2, 3, 4), (0, 1), (5, 6, 7, 8, 9)
@@ -58,7 +61,8 @@ class ExperimentConfig:
     lr_min: float = 1e-4  # the baselines' learning-rate grid: lr_min … lr_max
     lr_max: float = 10.0
     per_decade: int = 2  # grid points per factor of ten
-    only: str = "all"  # "all", or a comma-separated list of tasks (ten, five, two)
+    mlp_steps: int = 100  # steps of the paper's MNIST MLP task (its own horizon)
+    only: str = "all"  # "all", or a comma-separated list of tasks (ten, five, two, torch_layers, mnist_mlp)
 
 
 @dataclass
@@ -69,9 +73,13 @@ class Settings:
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
 
 
-def eval_tasks(s: Settings) -> dict[str, ConvConfig]:
-    tasks = {"ten": replace(s.task, labels=()), "five": replace(s.task, labels=FIVE),
-             "two": replace(s.task, labels=TWO)}
+def eval_tasks(s: Settings) -> dict[str, tuple[ConvConfig | MLPConfig, int]]:
+    """Every evaluation task: name -> (the optimizee's settings, steps)."""
+    steps = s.experiment.steps
+    tasks = {"ten": (replace(s.task, labels=()), steps), "five": (replace(s.task, labels=FIVE), steps),
+             "two": (replace(s.task, labels=TWO), steps),
+             "torch_layers": (replace(s.task, labels=(), init="torch", bn_scale=True), steps),
+             "mnist_mlp": (MLPConfig(), s.experiment.mlp_steps)}
     if s.experiment.only != "all":
         wanted = [w.strip() for w in s.experiment.only.split(",")]
         unknown = sorted(set(wanted) - set(tasks))
@@ -81,9 +89,16 @@ def eval_tasks(s: Settings) -> dict[str, ConvConfig]:
     return tasks
 
 
-def describe(cfg: ConvConfig) -> str:
+def describe(cfg: ConvConfig | MLPConfig, steps: int | None = None) -> str:
+    if isinstance(cfg, MLPConfig):
+        return f"the paper's MNIST MLP (784-{'-'.join(map(str, cfg.hidden))}-10 {cfg.activation}), {steps} steps"
     classes = f"{len(cfg.labels)} classes {list(cfg.labels)}" if cfg.labels else "10 classes"
-    return f"{NAMES[cfg.dataset]}, {classes}"
+    layers = ", PyTorch's default layers (init, batch-norm scale)" if cfg.init == "torch" and cfg.bn_scale else ""
+    return f"{NAMES[cfg.dataset]}, {classes}{layers}" + (f", {steps} steps" if steps else "")
+
+
+def family(cfg: ConvConfig | MLPConfig, data_dir=None):
+    return ImageMLPFamily(cfg, data_dir=data_dir) if isinstance(cfg, MLPConfig) else ConvFamily(cfg, data_dir=data_dir)
 
 
 def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, *, data_dir, progress, device, implementation, log):
@@ -113,27 +128,34 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     full = _train("lstm", replace(s.task, labels=()), s, out, data_dir=data_dir, progress=progress, device=device,
                   implementation=implementation, log=log)
     sub = None
-    if any(cfg.labels for cfg in tasks.values()):
+    if any(getattr(cfg, "labels", ()) for cfg, _ in tasks.values()):
         sub = _train("sub", replace(s.task, labels=SUB_LABELS), s, out, data_dir=data_dir, progress=progress,
                      device=device, implementation=implementation, log=log)
 
     log(f"2/2 tuning the baselines per task ({e.tune_problems} validation problems, {e.tune_steps} steps) and "
         f"evaluating on {e.test_problems} test problems for {e.steps} steps")
     results = {}
-    for name, cfg in tasks.items():
-        learned = {LEARNED: full.rule, **({SUB: sub.rule} if cfg.labels and sub is not None else {})}
+    for name, (cfg, steps) in tasks.items():
+        subset = getattr(cfg, "labels", ())
+        learned = {LEARNED: full.rule, **({SUB: sub.rule} if subset and sub is not None else {})}
         _, results[name] = common.tune_and_evaluate(
-            out / "tasks" / name, ConvFamily(cfg, data_dir=data_dir), e.steps, learned,
+            out / "tasks" / name, family(cfg, data_dir), steps, learned,
             grid=lr_grid(e.lr_min, e.lr_max, e.per_decade), tune_problems=e.tune_problems,
-            test_problems=e.test_problems, tune_steps=e.tune_steps, progress=progress, device=device)
+            test_problems=e.test_problems, tune_steps=min(e.tune_steps, steps), progress=progress, device=device)
         for label in learned:
             h = common.headline(results[name], label)
             log(f"    {name:5s} {label} {h['learned_final_mean']:.4g}   best baseline {h['best_baseline']} "
                 f"(lr {h['best_baseline_lr']:.3g}) {h['best_baseline_final_mean']:.4g}   "
                 f"ratio {h['ratio_final_vs_best_baseline']:.3f}")
 
-    plot_panels([(results[k], describe(tasks[k])) for k in results], out / "figure7.png",
-                suptitle=f"Figure 7 on {NAMES[s.task.dataset]}: {e.test_problems} test problems per task")
+    figure7 = [k for k in ("ten", "five", "two") if k in results]
+    if figure7:
+        plot_panels([(results[k], describe(*tasks[k])) for k in figure7], out / "figure7.png",
+                    suptitle=f"Figure 7 on {NAMES[s.task.dataset]}: {e.test_problems} test problems per task")
+    others = [k for k in ("torch_layers", "mnist_mlp") if k in results]
+    if others:
+        plot_panels([(results[k], describe(*tasks[k])) for k in others], out / "users_models.png",
+                    suptitle="The conv optimizer on models it was not trained on")
     summary = {
         "command": command,
         "dataset": s.task.dataset,
@@ -141,7 +163,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         "labels": {"five": list(FIVE), "two": list(TWO), "sub": list(SUB_LABELS)},
         "meta_train_seconds": {"lstm": round(full.state.seconds, 1), **({"sub": round(sub.state.seconds, 1)} if sub else {})},
         "best_episode": {"lstm": full.state.best_episode, **({"sub": sub.state.best_episode} if sub else {})},
-        "tasks": {k: {"description": describe(tasks[k]),
+        "tasks": {k: {"description": describe(*tasks[k]),
                       **{label: common.headline(v, label) for label in v["rules"] if label in (LEARNED, SUB)}}
                   for k, v in results.items()},
         "total_seconds": round(time.perf_counter() - started, 1),
@@ -172,7 +194,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
                           f"{h['best_baseline_final_mean']:.4g} | {h['ratio_final_vs_best_baseline']:.3f}× | "
                           f"{'yes' if h['learned_beats_every_baseline'] else '**no**'} |")
     for k, v in results.items():
-        md += ["", f"### {k}: {describe(tasks[k])}", "", table(v)]
+        md += ["", f"### {k}: {describe(*tasks[k])}", "", table(v)]
     text = "\n".join(md) + "\n"
     checkpoint.atomic_write_text(out / "results.md", text)
     log("")

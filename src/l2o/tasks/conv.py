@@ -4,7 +4,9 @@ As the authors' code defines it: three 5×5 convolutions of 16 channels (stride 
 followed by batch normalisation (batch statistics, an offset β and no scale, ε = 1e-3), ReLU and 2×2 max
 pooling (32 → 16 → 8 → 4); a linear layer of 32 units with batch normalisation and ReLU; a linear output;
 softmax cross-entropy on minibatches of 128; every weight and bias drawn from N(0, 0.01²). Channels, kernel
-size, widths and the initialisation are settings; ``init="torch"`` draws as ``nn.Conv2d`` / ``nn.Linear``.
+size, widths and the initialisation are settings; ``init="torch"`` draws as ``nn.Conv2d`` / ``nn.Linear``, and
+``bn_scale`` adds batch normalisation's scale γ (``conv{i}.scale``, ``fc{j}.scale``, starting at 1): with both,
+the network is what PyTorch's default layers (nn.Conv2d, nn.BatchNorm2d, nn.Linear) make.
 
 Datasets: "cifar10" (32×32×3, `l2o data cifar10`), "mnist" and "fashion-mnist" (28×28×1; 28 → 14 → 7 → 3).
 ``labels`` keeps a subset of the classes, relabelled 0…k−1 in the order given, and sizes the output to k.
@@ -47,6 +49,7 @@ class ConvConfig:
     batch_size: int = 128  # images per minibatch (paper: 128)
     init: str = "paper"  # "paper": N(0, 0.01²) weights and biases; "torch": nn.Conv2d/nn.Linear's default
     bn_eps: float = 1e-3  # batch normalisation's ε (the authors' code: 1e-3)
+    bn_scale: bool = False  # batch normalisation with a scale γ too (as nn.BatchNorm2d; the authors': offset only)
 
     def __post_init__(self):
         for name in ("labels", "channels", "hidden"):  # lists from JSON, tuples here
@@ -111,11 +114,12 @@ def image_splits(dataset: str, data_dir=None, labels: tuple[int, ...] = ()) -> d
             "test": test}
 
 
-def _batch_norm(x: Tensor, offset: Tensor, dims: tuple[int, ...], eps: float) -> Tensor:
-    """Normalised by the batch's mean and variance over ``dims``, plus the offset β (no scale)."""
+def _batch_norm(x: Tensor, offset: Tensor, dims: tuple[int, ...], eps: float, scale: Tensor | None = None) -> Tensor:
+    """Normalised by the batch's mean and variance over ``dims``, times the scale γ if any, plus the offset β."""
     mean = x.mean(dims, keepdim=True)
     var = x.var(dims, keepdim=True, unbiased=False)
-    return (x - mean) * torch.rsqrt(var + eps) + offset
+    normed = (x - mean) * torch.rsqrt(var + eps)
+    return (normed if scale is None else normed * scale) + offset
 
 
 class ConvTask(ClassifierTask):
@@ -130,13 +134,15 @@ class ConvTask(ClassifierTask):
             h = x[b]  # (benchmarks/conv_problems.py)
             for i in range(len(self.cfg.channels)):
                 h = F.conv2d(h, params[f"conv{i}.weight"][b], params[f"conv{i}.bias"][b], padding=self.cfg.kernel // 2)
-                h = _batch_norm(h, params[f"conv{i}.offset"][b].view(1, -1, 1, 1), (0, 2, 3), eps)
+                scale = params[f"conv{i}.scale"][b].view(1, -1, 1, 1) if self.cfg.bn_scale else None
+                h = _batch_norm(h, params[f"conv{i}.offset"][b].view(1, -1, 1, 1), (0, 2, 3), eps, scale)
                 h = F.max_pool2d(torch.relu(h), 2)
             features.append(h.flatten(1))
         h = torch.stack(features)  # (B, N, O·h·w), each problem's own features
         for j in range(len(self.cfg.hidden)):
             h = torch.baddbmm(params[f"fc{j}.bias"].unsqueeze(1), h, params[f"fc{j}.weight"])
-            h = torch.relu(_batch_norm(h, params[f"fc{j}.offset"].unsqueeze(1), (1,), eps))
+            scale = params[f"fc{j}.scale"].unsqueeze(1) if self.cfg.bn_scale else None
+            h = torch.relu(_batch_norm(h, params[f"fc{j}.offset"].unsqueeze(1), (1,), eps, scale))
         return torch.baddbmm(params["out.bias"].unsqueeze(1), h, params["out.weight"])
 
 
@@ -147,12 +153,16 @@ def shapes(cfg: ConvConfig, image: tuple[int, int, int]) -> dict[str, tuple[int,
     for i, o in enumerate(cfg.channels):
         out[f"conv{i}.weight"] = (o, c, cfg.kernel, cfg.kernel)
         out[f"conv{i}.bias"] = out[f"conv{i}.offset"] = (o,)
+        if cfg.bn_scale:
+            out[f"conv{i}.scale"] = (o,)
         c, size = o, size // 2
     width = c * size * size
     if size < 1:
         raise ValueError(f"{len(cfg.channels)} poolings of 2 leave nothing of a {image[1]}-pixel image")
     for j, h in enumerate(cfg.hidden):
         out[f"fc{j}.weight"], out[f"fc{j}.bias"], out[f"fc{j}.offset"] = (width, h), (h,), (h,)
+        if cfg.bn_scale:
+            out[f"fc{j}.scale"] = (h,)
         width = h
     out["out.weight"], out["out.bias"] = (width, cfg.classes), (cfg.classes,)
     return out
@@ -178,6 +188,8 @@ class ConvFamily:
         for name, shape in self.shapes.items():
             if name.endswith(".offset"):
                 theta0[name] = torch.zeros(num_problems, *shape)
+            elif name.endswith(".scale"):  # nn.BatchNorm's γ starts at 1
+                theta0[name] = torch.ones(num_problems, *shape)
             elif self.cfg.init == "paper":
                 theta0[name] = torch.randn(num_problems, *shape, generator=gen) * 0.01
             else:  # nn.Conv2d / nn.Linear: U(±1/√fan_in) for weights and biases
