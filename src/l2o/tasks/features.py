@@ -1,0 +1,150 @@
+"""Feature networks for neural art (Gatys et al. 2015): the activations whose Gram matrices carry style and
+whose values carry content.
+
+    "vgg19"    VGG-19's convolutional layers with pretrained weights read from a file the user names (a
+               state_dict of torchvision's ``vgg19``: ``features.<i>.weight`` / ``.bias``, as .safetensors or
+               .pth read with ``weights_only=True``), optionally checked against a SHA-256. Style at conv1_1,
+               conv2_1, conv3_1, conv4_1, conv5_1, content at conv4_2 (Gatys et al.). Inputs are normalised
+               with ImageNet's mean and standard deviation, as the weights expect.
+    "random"   the same layout of 3×3 convolutions, ReLU and 2×2 average pooling with a fixed, seeded draw of
+               random filters (``widths`` channels per block) and no training: random convolutional features
+               suffice for texture and style synthesis (Ustyuzhaninov et al., "What does it take to generate
+               natural textures?", ICLR 2017; He, Wang and Hopcroft, "A powerful generative model using random
+               weights for the deep image representation", NIPS 2016). The default where no pretrained weights
+               can be had.
+
+Pooling is average pooling in both (Gatys et al. found it gives slightly better images than max pooling).
+The network is a fixed function: its parameters never require gradients.
+
+References:
+    Gatys, Ecker and Bethge, "A neural algorithm of artistic style", 2015.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# VGG-19's convolutional part: channels per conv layer, "P" a 2×2 pooling (torchvision's layer indices follow)
+VGG19 = (64, 64, "P", 128, 128, "P", 256, 256, 256, 256, "P", 512, 512, 512, 512, "P", 512, 512, 512, 512)
+STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+CONTENT_LAYER = "conv4_2"
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _names(layout) -> list[str]:
+    """conv{block}_{index} for every conv layer of ``layout``."""
+    names, block, index = [], 1, 0
+    for item in layout:
+        if item == "P":
+            block, index = block + 1, 0
+        else:
+            index += 1
+            names.append(f"conv{block}_{index}")
+    return names
+
+
+class FeatureNet(nn.Module):
+    """A fixed VGG-style network; ``forward(x)`` returns the activations (after ReLU) of ``layers``."""
+
+    def __init__(self, layout=VGG19, normalize: bool = False):
+        super().__init__()
+        self.layout, self.normalize = tuple(layout), normalize
+        self.names = _names(self.layout)
+        convs, channels = [], 3
+        for item in self.layout:
+            if item != "P":
+                convs.append(nn.Conv2d(channels, item, 3, padding=1))
+                channels = item
+        self.convs = nn.ModuleList(convs)
+        self.requires_grad_(False)
+
+    def forward(self, x: Tensor, layers: tuple[str, ...]) -> dict[str, Tensor]:
+        if self.normalize:
+            mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+            x = (x - mean) / x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        out, conv, last = {}, 0, max(self.names.index(name) for name in layers)
+        for item in self.layout:
+            if item == "P":
+                x = F.avg_pool2d(x, 2)
+                continue
+            x = torch.relu(self.convs[conv](x))
+            if self.names[conv] in layers:
+                out[self.names[conv]] = x
+            if conv == last:
+                break
+            conv += 1
+        return out
+
+
+def random_network(widths: tuple[int, ...] = (32, 64, 128, 256, 256), seed: int = 0) -> FeatureNet:
+    """VGG-19's layout with ``widths`` channels per block and random filters drawn from ``seed`` (He init)."""
+    if len(widths) != 5 or min(widths) < 1:
+        raise ValueError(f"widths: five positive channel counts (one per block), got {widths}")
+    layout, block = [], 0
+    for item in VGG19:
+        if item == "P":
+            block += 1
+            layout.append("P")
+        else:
+            layout.append(widths[block])
+    net = FeatureNet(layout)
+    gen = torch.Generator().manual_seed(seed)
+    for conv in net.convs:
+        fan_in = conv.in_channels * 9
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2 / fan_in) ** 0.5)
+        conv.bias.zero_()
+    return net
+
+
+def vgg19(weights: str | Path, sha256: str | None = None) -> FeatureNet:
+    """VGG-19 with torchvision's pretrained weights from ``weights`` (checked against ``sha256`` if given)."""
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"VGG-19 weights not found at {path}; pass a file of torchvision's vgg19 weights, or "
+                                f"use the random feature network (network='random')")
+    data = path.read_bytes()
+    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{path}: SHA-256 {hashlib.sha256(data).hexdigest()} is not the expected {sha256}; a corrupt "
+                         f"or different file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load
+
+        state = load(data)
+    else:  # a .pth state_dict, read without unpickling arbitrary objects
+        try:
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any failure: not a weights file we can read
+            raise ValueError(f"{path} is not a readable state_dict ({type(e).__name__}: {e})") from None
+    net = FeatureNet(VGG19, normalize=True)
+    try:
+        for conv, i in zip(net.convs, _torchvision_indices()):
+            conv.weight.copy_(state[f"features.{i}.weight"])
+            conv.bias.copy_(state[f"features.{i}.bias"])
+    except (KeyError, RuntimeError) as e:
+        raise ValueError(f"{path} does not hold torchvision's vgg19 weights ({type(e).__name__}: {e})") from None
+    return net
+
+
+def _torchvision_indices() -> list[int]:
+    """The index in torchvision's ``vgg19().features`` of each conv layer (conv, ReLU, …, max-pool)."""
+    out, i = [], 0
+    for item in VGG19:
+        if item == "P":
+            i += 1
+        else:
+            out.append(i)
+            i += 2
+    return out
+
+
+def gram(features: Tensor) -> Tensor:
+    """(B, C, C) Gram matrices of (B, C, H, W) features, divided by C·H·W (so layers of any size weigh alike)."""
+    B, C, H, W = features.shape
+    flat = features.reshape(B, C, H * W)
+    return flat @ flat.transpose(1, 2) / (C * H * W)
