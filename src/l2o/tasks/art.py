@@ -1,0 +1,124 @@
+"""Neural art as an optimization problem (paper §3.4): θ = an image's pixels, f(θ) = α L_content + β L_style +
+γ L_tv, each problem one content image with one style image (Gatys et al. 2015).
+
+    L_content = mean over the content layer's activations of (F(θ) − F(c))²
+    L_style   = Σ over the style layers (equal weights) of mean (G(F(θ)) − G(F(s)))², G the Gram matrix
+    L_tv      = mean of the squared differences between neighbouring pixels (total variation)
+
+Pixels are on a [0, 1] scale (torchvision's convention), channels first, θ of shape (3, size, size); they are
+not clipped while optimising (a clipped image is what one saves). Initialisation: IID Gaussian, as the paper,
+N(0.5, init_std²) per pixel. Several problems side by side: the B images go through the feature network as one
+batch, each with its own content image, its own targets and its own noise.
+
+The feature network is ``features.random_network`` (default; no pretrained weights needed) or VGG-19 from a
+weights file (``network="vgg19"``, ``weights=PATH``); every result says which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor
+
+from l2o.tasks import features as feat
+from l2o.tasks.base import Params, split_generator
+
+
+@dataclass(frozen=True)
+class ArtConfig:
+    size: int = 64  # image side in pixels (the paper trains at 64, tests at 128)
+    network: str = "random"  # "random": seeded random filters; "vgg19": pretrained weights from `weights`
+    weights: str = ""  # VGG-19 weights file (torchvision's vgg19 state_dict, .safetensors or .pth)
+    weights_sha256: str = ""  # checked against the weights file when given
+    network_seed: int = 0  # the random network's filters
+    content_weight: float = 1.0  # α
+    style_weight: float = 1e4  # β
+    tv_weight: float = 1.0  # γ
+    init_std: float = 0.1  # θ_0 ~ N(0.5, init_std²) per pixel
+
+    def __post_init__(self):
+        if self.size < 16:
+            raise ValueError(f"size must be >= 16 pixels (four poolings), got {self.size}")
+        if self.network not in ("random", "vgg19"):
+            raise ValueError(f"network must be 'random' or 'vgg19', got {self.network!r}")
+        if self.network == "vgg19" and not self.weights:
+            raise ValueError("network='vgg19' needs weights=PATH (a file of torchvision's vgg19 weights); "
+                             "without pretrained weights use network='random'")
+        if min(self.content_weight, self.style_weight, self.tv_weight) < 0 or self.init_std <= 0:
+            raise ValueError("the loss weights must be >= 0 and init_std > 0")
+
+
+def network(cfg: ArtConfig) -> feat.FeatureNet:
+    if cfg.network == "vgg19":
+        return feat.vgg19(cfg.weights, cfg.weights_sha256 or None)
+    return feat.random_network(seed=cfg.network_seed)
+
+
+def total_variation(x: Tensor) -> Tensor:
+    """(B,) mean squared difference between vertically and horizontally neighbouring pixels."""
+    dv = (x[..., 1:, :] - x[..., :-1, :]).pow(2).flatten(1).mean(1)
+    dh = (x[..., :, 1:] - x[..., :, :-1]).pow(2).flatten(1).mean(1)
+    return dv + dh
+
+
+class ArtTask:
+    """``num_problems`` images to style: content images (B, 3, S, S) and one style image (3, S', S')."""
+
+    def __init__(self, cfg: ArtConfig, net: feat.FeatureNet, content: Tensor, style: Tensor, theta0: Tensor):
+        self.cfg, self.net, self.content, self.style = cfg, net, content, style
+        self.theta0 = {"image": theta0}
+        self.num_problems = content.shape[0]
+        with torch.no_grad():
+            self.content_target = net(content, (feat.CONTENT_LAYER,))[feat.CONTENT_LAYER]
+            style_features = net(style.unsqueeze(0), feat.STYLE_LAYERS)
+            self.style_target = {k: feat.gram(v) for k, v in style_features.items()}  # (1, C, C) each
+
+    def to(self, device) -> "ArtTask":
+        return ArtTask(self.cfg, self.net.to(device), self.content.to(device), self.style.to(device),
+                       self.theta0["image"].to(device))
+
+    def init_params(self) -> Params:
+        return {"image": self.theta0["image"].clone()}
+
+    def losses(self, params: Params) -> dict[str, Tensor]:
+        """Each problem's three terms, (B,) each."""
+        x = params["image"]
+        out = self.net(x, (*feat.STYLE_LAYERS, feat.CONTENT_LAYER))
+        content = (out[feat.CONTENT_LAYER] - self.content_target).pow(2).flatten(1).mean(1)
+        style = sum((feat.gram(out[k]) - self.style_target[k]).pow(2).flatten(1).mean(1) for k in feat.STYLE_LAYERS)
+        return {"content": content, "style": style, "tv": total_variation(x)}
+
+    def loss(self, params: Params, step: int = 0) -> Tensor:
+        terms = self.losses(params)
+        c = self.cfg
+        return c.content_weight * terms["content"] + c.style_weight * terms["style"] + c.tv_weight * terms["tv"]
+
+
+class ArtFamily:
+    """Style transfer problems: content images per split ({split: (n, 3, S, S)}) with one style image."""
+
+    name = "art"
+
+    def __init__(self, config: ArtConfig | None = None, *, contents: dict[str, Tensor], style: Tensor,
+                 net: feat.FeatureNet | None = None, **overrides):
+        self.cfg = config if config is not None else ArtConfig(**overrides)
+        for split, images in contents.items():
+            if images.ndim != 4 or images.shape[1:] != (3, self.cfg.size, self.cfg.size):
+                raise ValueError(f"{split} content images must be (n, 3, {self.cfg.size}, {self.cfg.size}), got "
+                                 f"{tuple(images.shape)}")
+        if style.ndim != 3 or style.shape[0] != 3:
+            raise ValueError(f"the style image must be (3, H, W), got {tuple(style.shape)}")
+        self.contents, self.style = contents, style
+        self.net = net if net is not None else network(self.cfg)
+
+    def config(self) -> dict:
+        return {"name": self.name, **asdict(self.cfg)}
+
+    def sample(self, split: str, seed: int, num_problems: int) -> ArtTask:
+        gen = split_generator(split, seed)
+        pool = self.contents[split]
+        pick = torch.randint(0, pool.shape[0], (num_problems,), generator=gen)
+        size = self.cfg.size
+        theta0 = 0.5 + self.cfg.init_std * torch.randn(num_problems, 3, size, size, generator=gen)
+        return ArtTask(self.cfg, self.net, pool[pick], self.style, theta0)

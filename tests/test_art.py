@@ -1,0 +1,51 @@
+"""The neural-art task family on generated images with the random feature network."""
+
+import pytest
+import torch
+
+from l2o.meta import unroll
+from l2o.rules import Adam
+from l2o.tasks.art import ArtConfig, ArtFamily, ArtTask, total_variation
+from l2o.tasks.features import random_network
+
+
+def family(size=32, **kw):
+    gen = torch.Generator().manual_seed(0)
+    contents = {s: torch.rand(4, 3, size, size, generator=gen) for s in ("train", "validation", "test")}
+    return ArtFamily(ArtConfig(size=size, **kw), contents=contents, style=torch.rand(3, size, size, generator=gen))
+
+
+def test_each_term_vanishes_where_it_should():
+    fam = family()
+    content = fam.contents["test"][:2]
+    task = ArtTask(fam.cfg, fam.net, content, fam.style, content.clone())
+    terms = task.losses({"image": content.clone()})
+    assert terms["content"].abs().max() == 0 and terms["style"].min() > 0
+    same_style = task.losses({"image": fam.style.expand(2, -1, -1, -1).clone()})
+    assert same_style["style"].abs().max() < 1e-12 and same_style["content"].min() > 0
+    flat = torch.full((1, 3, 8, 8), 0.3)
+    assert total_variation(flat).item() == 0
+    ramp = torch.arange(8.0).view(1, 1, 1, 8).expand(1, 3, 8, 8)
+    assert total_variation(ramp).item() == pytest.approx(1.0)  # every horizontal step is 1, vertical ones 0
+
+
+def test_problems_side_by_side_equal_each_alone_and_adam_styles():
+    fam = family(style_weight=1e3)
+    task = fam.sample("train", 0, 3)
+    assert task.theta0["image"].shape == (3, 3, 32, 32) and abs(float(task.theta0["image"].mean()) - 0.5) < 0.01
+    together = task.loss(task.init_params())
+    for b in range(3):
+        alone = ArtTask(fam.cfg, fam.net, task.content[b:b + 1], fam.style, task.theta0["image"][b:b + 1])
+        torch.testing.assert_close(alone.loss(alone.init_params())[0], together[b], rtol=1e-5, atol=1e-7)
+    losses = unroll(Adam(lr=0.02), task, 30).losses
+    assert (losses[-1] < 0.5 * losses[0]).all(), losses[[0, -1]]
+
+
+def test_settings_are_checked():
+    for bad, match in [(dict(size=8), "size must be >= 16"), (dict(network="vgg16"), "'random' or 'vgg19'"),
+                       (dict(network="vgg19"), "needs weights=PATH"), (dict(init_std=0), "init_std > 0")]:
+        with pytest.raises(ValueError, match=match):
+            ArtConfig(**bad)
+    with pytest.raises(ValueError, match=r"content images must be \(n, 3, 32, 32\)"):
+        ArtFamily(ArtConfig(size=32), contents={"train": torch.rand(2, 3, 16, 16)}, style=torch.rand(3, 32, 32),
+                  net=random_network())
