@@ -297,6 +297,18 @@ def cmd_cifar(args) -> None:
               command=shlex.join(["l2o", *args.argv]), implementation=args.implementation)
 
 
+def cmd_stylize(args) -> None:
+    from l2o.stylize import stylize
+    from l2o.tasks.art import ArtConfig
+
+    record = stylize(args.content, args.style, args.out, from_args(args, ArtConfig), steps=args.steps,
+                     optimizer=args.optimizer, lr=args.lr, seed=args.seed, device=_device(args.device),
+                     progress=not args.no_progress)
+    print(f"loss {record['loss'][0]:.4g} -> {record['loss'][-1]:.4g} in {args.steps} steps ({args.optimizer}; feature "
+          f"network: {record['feature_network']})")
+    print(f"saved {args.out} and {Path(args.out).with_suffix('.json')}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from l2o.experiments import mnist, quadratic
 
@@ -426,6 +438,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per download attempt (default: 30)")
     _data_dir_arg(p)
     p.set_defaults(fn=cmd_data)
+
+    from l2o.tasks.art import ArtConfig
+
+    p = sub.add_parser("stylize", help="style a photo: optimise its pixels with a learned optimizer or a baseline")
+    p.add_argument("content", help="the photo (any format Pillow reads; its central square is used)")
+    p.add_argument("style", help="the style image")
+    p.add_argument("--out", required=True, help="the styled image to write (.png); a .json with every setting and "
+                                                "the loss at every step is written beside it")
+    p.add_argument("--optimizer", default="art",
+                   help="a learned optimizer (a shipped name or a checkpoint) or a baseline: sgd, nag, rmsprop, adam, "
+                        "lbfgs (default: art)")
+    p.add_argument("--lr", type=float, default=None, help="the baseline's learning rate (baselines only)")
+    p.add_argument("--steps", type=int, default=128, help="optimisation steps (default: 128, the paper's)")
+    p.add_argument("--seed", type=int, default=0, help="the starting noise (default: 0)")
+    add_dataclass(p, ArtConfig, "", ArtConfig(size=128))
+    _common(p)
+    p.set_defaults(fn=cmd_stylize)
 
     p = sub.add_parser("pretrained", help="list the optimizers shipped with l2o")
     p.set_defaults(fn=cmd_pretrained)

@@ -1,0 +1,51 @@
+"""l2o stylize on generated images, with a baseline (no art optimizer is shipped yet)."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from l2o.cli import main
+
+
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)).save(tmp_path / "photo.jpg")
+    Image.fromarray(rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)).save(tmp_path / "style.png")
+    return str(tmp_path / "photo.jpg"), str(tmp_path / "style.png")
+
+
+def test_stylize_with_a_baseline_writes_the_image_and_every_step(tmp_path, capsys):
+    content, style = images(tmp_path)
+    out = tmp_path / "out" / "styled.png"
+    assert main(["stylize", content, style, "--out", str(out), "--optimizer", "adam", "--lr", "0.05", "--size", "32",
+                 "--steps", "6", "--no-progress"]) == 0
+    with Image.open(out) as img:
+        assert img.size == (32, 32) and img.mode == "RGB"
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert len(record["loss"]) == 7 and record["loss"][-1] < record["loss"][0]
+    assert record["rule"]["name"] == "adam" and record["rule"]["lr"] == 0.05 and record["optimizer"] == "adam"
+    assert record["settings"]["size"] == 32 and "random filters" in record["feature_network"]
+    assert "saved" in capsys.readouterr().out
+
+
+def test_clear_errors(tmp_path, capsys):
+    content, style = images(tmp_path)
+    (tmp_path / "notes.txt").write_text("not an image")
+    cases = [
+        (["stylize", str(tmp_path / "notes.txt"), style, "--out", str(tmp_path / "o.png"), "--optimizer", "adam",
+          "--lr", "0.1"], "notes.txt: not a readable image"),
+        (["stylize", str(tmp_path / "none.jpg"), style, "--out", str(tmp_path / "o.png"), "--optimizer", "adam",
+          "--lr", "0.1"], "none.jpg: no such image file"),
+        (["stylize", content, style, "--out", str(tmp_path / "o.png"), "--optimizer", "adam"], "needs a learning rate"),
+        (["stylize", content, style, "--out", str(tmp_path / "o.jpg"), "--optimizer", "adam", "--lr", "1"],
+         "must name a .png"),
+        (["stylize", content, style, "--out", str(tmp_path / "o.png"), "--size", "8", "--optimizer", "sgd", "--lr", "1"],
+         "size must be >= 16"),
+        (["stylize", content, style, "--out", str(tmp_path / "o.png"), "--size", "32"],
+         "no pretrained optimizer or checkpoint file named 'art'"),
+    ]
+    for argv, message in cases:
+        assert main(argv + ["--no-progress"]) == 2, argv
+        assert message in capsys.readouterr().err, message
+    assert not (tmp_path / "o.png").exists()
