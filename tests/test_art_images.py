@@ -47,3 +47,19 @@ def test_drawn_styles_are_fixed_by_their_seed():
     assert float((glass.sum(0) == 0).float().mean()) > 0.02  # the dark leading between panes
     with pytest.raises(ValueError, match="unknown style 'scream'"):
         art_images.style_image("scream", 32)
+
+
+def test_the_registered_art_family_draws_its_content_from_the_photographs(tmp_path, monkeypatch):
+    from l2o.tasks import make_family
+    from l2o.tasks.art import POOL
+
+    files = fake_photos(tmp_path)
+    monkeypatch.setattr(art_images, "photo_files", lambda: files)
+    fam = make_family("art", size=32, style="swirls")
+    assert {k: tuple(v.shape) for k, v in fam.contents.items()} == {k: (n, 3, 32, 32) for k, n in POOL.items()}
+    assert torch.equal(fam.style, art_images.style_image("swirls", 32)) and fam.config()["style"] == "swirls"
+    task = fam.sample("test", 0, 2)
+    assert task.loss(task.init_params()).shape == (2,)
+    monkeypatch.setattr(art_images, "photo_files", lambda: {})
+    with pytest.raises(DataError, match="pip install scikit-image scikit-learn"):
+        make_family("art", size=32)

@@ -26,6 +26,7 @@ def test_stylize_with_a_baseline_writes_the_image_and_every_step(tmp_path, capsy
     assert len(record["loss"]) == 7 and record["loss"][-1] < record["loss"][0]
     assert record["rule"]["name"] == "adam" and record["rule"]["lr"] == 0.05 and record["optimizer"] == "adam"
     assert record["settings"]["size"] == 32 and "random filters" in record["feature_network"]
+    assert "style" not in record["settings"]  # the style is the file given, not a drawn one
     assert "saved" in capsys.readouterr().out
 
 

@@ -40,12 +40,14 @@ def field_help(cls) -> dict[str, str]:
     return dict(re.findall(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, flags=re.M))
 
 
-def add_dataclass(parser: argparse.ArgumentParser, cls, prefix: str = "", defaults=None) -> None:
-    """One flag per field of ``cls`` (``--{prefix}{field}``), with the field's comment as help."""
+def add_dataclass(parser: argparse.ArgumentParser, cls, prefix: str = "", defaults=None, skip=()) -> None:
+    """One flag per field of ``cls`` (``--{prefix}{field}``), with the field's comment as help; not for ``skip``."""
     group = parser.add_argument_group(f"{cls.__name__} ({prefix or 'no prefix'})")
     defaults = defaults or cls()
     helps = field_help(cls)
     for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
         flag = "--" + prefix + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         dest = prefix.replace("-", "_") + f.name
@@ -62,9 +64,10 @@ def add_dataclass(parser: argparse.ArgumentParser, cls, prefix: str = "", defaul
                                help=f"{helps.get(f.name, '')} (default: {default})".replace("%", "%%"))
 
 
-def from_args(args: argparse.Namespace, cls, prefix: str = ""):
+def from_args(args: argparse.Namespace, cls, prefix: str = "", skip=()):
+    """``cls`` from the flags of ``add_dataclass``; the fields in ``skip`` (which have no flag) keep their defaults."""
     p = prefix.replace("-", "_")
-    values = {f.name: getattr(args, p + f.name) for f in dataclasses.fields(cls)}
+    values = {f.name: getattr(args, p + f.name) for f in dataclasses.fields(cls) if f.name not in skip}
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
@@ -301,7 +304,7 @@ def cmd_stylize(args) -> None:
     from l2o.stylize import stylize
     from l2o.tasks.art import ArtConfig
 
-    record = stylize(args.content, args.style, args.out, from_args(args, ArtConfig), steps=args.steps,
+    record = stylize(args.content, args.style, args.out, from_args(args, ArtConfig, skip=("style",)), steps=args.steps,
                      optimizer=args.optimizer, lr=args.lr, seed=args.seed, device=_device(args.device),
                      progress=not args.no_progress)
     print(f"loss {record['loss'][0]:.4g} -> {record['loss'][-1]:.4g} in {args.steps} steps ({args.optimizer}; feature "
@@ -452,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="the baseline's learning rate (baselines only)")
     p.add_argument("--steps", type=int, default=128, help="optimisation steps (default: 128, the paper's)")
     p.add_argument("--seed", type=int, default=0, help="the starting noise (default: 0)")
-    add_dataclass(p, ArtConfig, "", ArtConfig(size=128))
+    add_dataclass(p, ArtConfig, "", ArtConfig(size=128), skip=("style",))  # the style is the file given
     _common(p)
     p.set_defaults(fn=cmd_stylize)
 

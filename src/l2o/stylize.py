@@ -86,7 +86,8 @@ def stylize(content: str, style: str, out: str, cfg: ArtConfig, *, steps: int = 
             params = {k: params[k] + updates[k] for k in params}
     save_image(params["image"][0], out)
     record = {"content": str(content), "style": str(style), "out": str(out), "optimizer": optimizer,
-              "rule": rule.config(), "steps": steps, "seed": seed, "settings": asdict(cfg),
+              "rule": rule.config(), "steps": steps, "seed": seed,
+              "settings": {k: v for k, v in asdict(cfg).items() if k != "style"},  # the style is the file given
               "feature_network": "VGG-19 (pretrained weights from the file named)" if cfg.network == "vgg19"
               else f"random filters, seed {cfg.network_seed} (no pretrained weights)",
               "loss": losses}

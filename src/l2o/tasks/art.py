@@ -11,7 +11,9 @@ N(0.5, init_std²) per pixel. Several problems side by side: the B images go thr
 batch, each with its own content image, its own targets and its own noise.
 
 The feature network is ``features.random_network`` (default; no pretrained weights needed) or VGG-19 from a
-weights file (``network="vgg19"``, ``weights=PATH``); every result says which.
+weights file (``network="vgg19"``, ``weights=PATH``); every result says which. The registered family "art"
+draws its content images from ``data.art_images`` (crops of bundled photographs, split by photograph) and its
+style image by code (``style``).
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
+from l2o.data import art_images
 from l2o.tasks import features as feat
 from l2o.tasks.base import Params, split_generator
+from l2o.tasks.registry import register_family
+
+POOL = {"train": 512, "validation": 64, "test": 64}  # content crops per split (distinct crops of its photographs)
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class ArtConfig:
     style_weight: float = 1e4  # β
     tv_weight: float = 1.0  # γ
     init_std: float = 0.1  # θ_0 ~ N(0.5, init_std²) per pixel
+    style: str = "stained-glass"  # the registered family's style image, drawn by code (data.art_images.STYLES)
 
     def __post_init__(self):
         if self.size < 16:
@@ -47,6 +54,8 @@ class ArtConfig:
                              "without pretrained weights use network='random'")
         if min(self.content_weight, self.style_weight, self.tv_weight) < 0 or self.init_std <= 0:
             raise ValueError("the loss weights must be >= 0 and init_std > 0")
+        if self.style not in art_images.STYLES:
+            raise ValueError(f"style must be one of the drawn styles {art_images.STYLES}, got {self.style!r}")
 
 
 def network(cfg: ArtConfig) -> feat.FeatureNet:
@@ -122,3 +131,12 @@ class ArtFamily:
         size = self.cfg.size
         theta0 = 0.5 + self.cfg.init_std * torch.randn(num_problems, 3, size, size, generator=gen)
         return ArtTask(self.cfg, self.net, pool[pick], self.style, theta0)
+
+
+@register_family("art", config=ArtConfig, flag_prefix="art-", needs_data=True,
+                 description="neural art (paper §3.4): content crops of bundled photographs, a drawn style; needs "
+                             "scikit-image and scikit-learn (their bundled photographs)")
+def _art(config: ArtConfig, data_dir=None) -> ArtFamily:
+    contents = {split: art_images.crops(art_images.photos(split), n, config.size, seed=i)
+                for i, (split, n) in enumerate(POOL.items())}
+    return ArtFamily(config, contents=contents, style=art_images.style_image(config.style, config.size))
