@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from l2o import checkpoint
-from l2o.evaluate import table
 from l2o.experiments import common
 from l2o.meta.train import TrainConfig, meta_train
 from l2o.plots import plot_history, plot_panels
@@ -193,10 +192,5 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
                           f"{h['learned_final_sem']:.2g} | {h['best_baseline']} (lr {h['best_baseline_lr']:.3g}) | "
                           f"{h['best_baseline_final_mean']:.4g} | {h['ratio_final_vs_best_baseline']:.3f}× | "
                           f"{'yes' if h['learned_beats_every_baseline'] else '**no**'} |")
-    for k, v in results.items():
-        md += ["", f"### {k}: {describe(*tasks[k])}", "", table(v)]
-    text = "\n".join(md) + "\n"
-    checkpoint.atomic_write_text(out / "results.md", text)
-    log("")
-    log(text)
+    common.write_markdown(out, md, {k: (describe(*tasks[k]), v) for k, v in results.items()}, log)
     return summary

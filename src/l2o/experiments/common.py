@@ -94,3 +94,16 @@ def machine(device: str) -> dict:
     """What a summary records of the machine that made it."""
     return {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
             "threads": torch.get_num_threads(), "device": device}
+
+
+def write_markdown(out: Path, lines: list[str], sections: dict[str, tuple[str, dict]], log=print) -> str:
+    """``out/results.md``: ``lines`` (the summary table), then each task's full table under its heading."""
+    from l2o.evaluate import table
+
+    for name, (description, results) in sections.items():
+        lines = [*lines, "", f"### {name}: {description}", "", table(results)]
+    text = "\n".join(lines) + "\n"
+    checkpoint.atomic_write_text(out / "results.md", text)
+    log("")
+    log(text)
+    return text

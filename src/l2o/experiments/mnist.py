@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from l2o import checkpoint
-from l2o.evaluate import table
 from l2o.experiments import common
 from l2o.experiments.common import TUNED, tune_and_evaluate, weights_sha  # noqa: F401 - weights_sha re-exported
 from l2o.meta.train import TrainConfig, meta_train
@@ -185,10 +184,5 @@ def run(out: str | Path, settings: Settings | None = None, *, resume: bool = Tru
         md.append(f"| {k} | {h['description']} | {h['learned_final_mean']:.4g} ± {h['learned_final_sem']:.2g} | "
                   f"{h['best_baseline']} (lr {h['best_baseline_lr']:.3g}) | {h['best_baseline_final_mean']:.4g} | "
                   f"{h['ratio_final_vs_best_baseline']:.3f}× | {'yes' if h['learned_beats_every_baseline'] else '**no**'} |")
-    for k, v in results.items():
-        md += ["", f"### {k}: {describe(*tasks[k])}", "", table(v)]
-    text = "\n".join(md) + "\n"
-    checkpoint.atomic_write_text(out / "results.md", text)
-    log("")
-    log(text)
+    common.write_markdown(out, md, {k: (describe(*tasks[k]), v) for k, v in results.items()}, log)
     return summary
