@@ -20,10 +20,10 @@ if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
   .venv/bin/python -m pip install -q ${L2O_TORCH:-torch==2.13.0} numpy 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c 'import torch' || { echo "setup: torch failed to install" >&2; exit 1; }
 fi
-if ! .venv/bin/python -c 'import l2o, pytest, safetensors, matplotlib, tqdm' 2>/dev/null \
+if ! .venv/bin/python -c 'import l2o, pytest, safetensors, matplotlib, tqdm, skimage, sklearn' 2>/dev/null \
    || [ pyproject.toml -nt .venv/.l2o-installed ]; then
   echo "setup: installing l2o and its dependencies"
-  .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q -e ".[test,art]" 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c 'import l2o, pytest' || { echo "setup: l2o failed to install" >&2; exit 1; }
   touch .venv/.l2o-installed
 fi

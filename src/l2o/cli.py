@@ -86,7 +86,8 @@ def _family_args(parser: argparse.ArgumentParser) -> None:
     entries = families()
     needs = sorted(name for name, e in entries.items() if e.needs_data)
     parser.add_argument("--task", default="quadratic", choices=sorted(entries),
-                        help=f"task family ({', '.join(needs)} need `l2o data NAME` first)")
+                        help=f"task family ({', '.join(needs)} need `l2o data NAME` first; art needs the photographs "
+                             f"bundled in scikit-image and scikit-learn: pip install 'l2o[art]')")
     _data_dir_arg(parser)
     seen = set()
     for entry in entries.values():  # families that share a settings dataclass share its flags
@@ -300,6 +301,15 @@ def cmd_cifar(args) -> None:
               command=shlex.join(["l2o", *args.argv]), implementation=args.implementation)
 
 
+def cmd_art(args) -> None:
+    from l2o.experiments import art
+    from l2o.tasks.art import ArtConfig
+
+    settings = _experiment_settings(args, art, ArtConfig)
+    art.run(args.out, settings, progress=not args.no_progress, device=_device(args.device),
+            command=shlex.join(["l2o", *args.argv]), implementation=args.implementation)
+
+
 def cmd_stylize(args) -> None:
     from l2o.stylize import stylize
     from l2o.tasks.art import ArtConfig
@@ -350,6 +360,17 @@ def build_parser() -> argparse.ArgumentParser:
     _implementation_arg(p)
     _common(p)
     p.set_defaults(fn=cmd_cifar)
+
+    from l2o.experiments import art
+    from l2o.tasks.art import ArtConfig
+
+    p = sub.add_parser("art", help="the neural-art experiment (Figures 8 and 9): meta-train at 64×64 with one style, "
+                                   "test at 64×64 and at 128×128 with a new style, against the tuned baselines")
+    p.add_argument("--out", default="runs/art", help="output folder (default: runs/art); run again to resume")
+    _experiment_flags(p, art, ArtConfig)
+    _implementation_arg(p)
+    _common(p)
+    p.set_defaults(fn=cmd_art)
 
     p = sub.add_parser("sharing", help="coordinates that share information (App. D): LSTM vs LSTM+GAC vs NTM-BFGS "
                                        "(quadratic) or NTM-L-BFGS (mnist), with the tuned baselines")
@@ -477,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = ""
         if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("train", "quadratic"):
             hint = "; once that is fixed, the same command with --resume continues from the last checkpoint"
-        elif isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("mnist", "sharing", "cifar"):
+        elif isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("mnist", "sharing", "cifar", "art"):
             hint = "; once that is fixed, the same command continues from the last checkpoint"
         print(f"l2o: error: {e}{hint}", file=sys.stderr)
         return 2

@@ -141,3 +141,18 @@ def plot_tuning(tuning: dict[str, Any], path: str | Path) -> None:
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(frameon=False)
     _save(fig, path)
+
+
+def plot_images(rows: list[list[tuple[str, Any]]], path: str | Path, suptitle: str | None = None) -> None:
+    """A grid of images, one row per list of (title, (3, H, W) tensor in [0, 1]; clipped), e.g. Figure 9."""
+    cols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.2 * cols, 2.35 * len(rows)), squeeze=False)
+    for ax_row, row in zip(axes, rows):
+        for ax in ax_row:
+            ax.axis("off")
+        for ax, (title, image) in zip(ax_row, row):
+            ax.imshow(image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+            ax.set_title(title, fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    _save(fig, path)

@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from l2o import checkpoint
+from l2o.meta.unroll import unroll
 from l2o.rules.baselines import BASELINES
 from l2o.tasks.art import ArtConfig, ArtTask, network
 from l2o.tasks.base import split_generator
@@ -71,19 +72,11 @@ def stylize(content: str, style: str, out: str, cfg: ArtConfig, *, steps: int = 
     gen = split_generator("test", seed)
     theta0 = 0.5 + cfg.init_std * torch.randn(1, 3, cfg.size, cfg.size, generator=gen)
     task = ArtTask(cfg, network(cfg).to(device), c.to(device), s.to(device), theta0.to(device))
-    params = task.init_params()
-    state = rule.init(params)
-    losses = []
-    for step in tqdm(range(steps + 1), desc="stylize", disable=not progress):
-        p = {k: v.detach().requires_grad_() for k, v in params.items()}
-        loss = task.loss(p, step)
-        losses.append(float(loss.detach()))
-        if step == steps:
-            break
-        grads = dict(zip(p, torch.autograd.grad(loss.sum(), list(p.values()))))
-        with torch.no_grad():
-            updates, state = rule.update(grads, state)
-            params = {k: params[k] + updates[k] for k in params}
+    if isinstance(rule, torch.nn.Module):
+        rule.eval()
+    with tqdm(total=steps + 1, desc="stylize", disable=not progress) as bar:
+        run = unroll(rule, task, steps, callback=lambda i, loss: bar.update())
+    params, losses = run.params, [float(v) for v in run.losses[:, 0]]
     save_image(params["image"][0], out)
     record = {"content": str(content), "style": str(style), "out": str(out), "optimizer": optimizer,
               "rule": rule.config(), "steps": steps, "seed": seed,

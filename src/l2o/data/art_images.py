@@ -59,13 +59,20 @@ def load_photo(path: Path) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
+def check_photos(splits=tuple(SPLITS), files: dict[str, Path] | None = None) -> dict[str, Path]:
+    """The photographs of ``splits`` (name -> file); a clear error saying what to install when any is missing."""
+    files = photo_files() if files is None else files
+    missing = [name for split in splits for name in SPLITS[split] if name not in files]
+    if missing:
+        raise DataError(f"the photographs {', '.join(missing)} are not on this machine: they ship in the "
+                        f"scikit-image and scikit-learn wheels (`pip install scikit-image scikit-learn`, or "
+                        f"`pip install 'l2o[art]'`)")
+    return files
+
+
 def photos(split: str, files: dict[str, Path] | None = None) -> list[torch.Tensor]:
     """The photographs of ``split``; a clear error saying what to install when they are missing."""
-    files = photo_files() if files is None else files
-    missing = [name for name in SPLITS[split] if name not in files]
-    if missing:
-        raise DataError(f"the {split} photographs {', '.join(missing)} are not on this machine: they ship in the "
-                        f"scikit-image and scikit-learn wheels (`pip install scikit-image scikit-learn`)")
+    files = check_photos((split,), files)
     return [load_photo(files[name]) for name in SPLITS[split]]
 
 

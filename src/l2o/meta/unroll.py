@@ -17,7 +17,7 @@ With ``meta=False`` nothing is recorded for a meta-gradient and memory does not 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -43,8 +43,10 @@ def unroll(
     start: int = 0,
     meta: bool = False,
     second_order: bool = False,
+    callback: Callable[[int, Tensor], None] | None = None,
 ) -> Unrolled:
-    """Run ``rule`` on ``task`` for ``steps`` updates from ``params`` (default θ_0) and ``state``."""
+    """Run ``rule`` on ``task`` for ``steps`` updates from ``params`` (default θ_0) and ``state``;
+    ``callback(i, loss)``, if given, is called with each step's losses (i = 0 … steps), e.g. for a progress bar."""
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     if second_order and not meta:
@@ -60,6 +62,8 @@ def unroll(
                 params = {k: p.detach().requires_grad_() for k, p in params.items()}
             loss = task.loss(params, start + i)
             losses.append(loss if meta else loss.detach())
+            if callback is not None:
+                callback(i, loss.detach())
             if i == steps:
                 break
             grads = torch.autograd.grad(

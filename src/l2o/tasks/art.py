@@ -1,7 +1,8 @@
 """Neural art as an optimization problem (paper §3.4): θ = an image's pixels, f(θ) = α L_content + β L_style +
 γ L_tv, each problem one content image with one style image (Gatys et al. 2015).
 
-    L_content = mean over the content layer's activations of (F(θ) − F(c))²
+    L_content = mean over the content layer's activations of (F(θ) − F(c))²  (conv4_2 for VGG-19, Gatys et al.;
+                conv3_2 for the random network, whose conv4_2 keeps too little of a 64×64 photo's layout)
     L_style   = Σ over the style layers (equal weights) of mean (G(F(θ)) − G(F(s)))², G the Gram matrix
     L_tv      = mean of the squared differences between neighbouring pixels (total variation)
 
@@ -38,9 +39,10 @@ class ArtConfig:
     weights: str = ""  # VGG-19 weights file (torchvision's vgg19 state_dict, .safetensors or .pth)
     weights_sha256: str = ""  # checked against the weights file when given
     network_seed: int = 0  # the random network's filters
+    content_layer: str = "auto"  # "auto": conv4_2 for vgg19 (Gatys et al.), conv3_2 for the random network
     content_weight: float = 1.0  # α
-    style_weight: float = 1e4  # β
-    tv_weight: float = 1.0  # γ
+    style_weight: float = 3e3  # β (chosen by eye with Adam on training photos: styled, the layout still legible)
+    tv_weight: float = 0.3  # γ
     init_std: float = 0.1  # θ_0 ~ N(0.5, init_std²) per pixel
     style: str = "stained-glass"  # the registered family's style image, drawn by code (data.art_images.STYLES)
 
@@ -54,8 +56,16 @@ class ArtConfig:
                              "without pretrained weights use network='random'")
         if min(self.content_weight, self.style_weight, self.tv_weight) < 0 or self.init_std <= 0:
             raise ValueError("the loss weights must be >= 0 and init_std > 0")
+        if self.content_layer != "auto" and self.content_layer not in feat.layer_names():
+            raise ValueError(f"content_layer must be 'auto' or a conv layer conv1_1 … conv5_4, got {self.content_layer!r}")
         if self.style not in art_images.STYLES:
             raise ValueError(f"style must be one of the drawn styles {art_images.STYLES}, got {self.style!r}")
+
+
+def content_layer(cfg: ArtConfig) -> str:
+    if cfg.content_layer != "auto":
+        return cfg.content_layer
+    return feat.CONTENT_LAYER if cfg.network == "vgg19" else "conv3_2"
 
 
 def network(cfg: ArtConfig) -> feat.FeatureNet:
@@ -78,8 +88,9 @@ class ArtTask:
         self.cfg, self.net, self.content, self.style = cfg, net, content, style
         self.theta0 = {"image": theta0}
         self.num_problems = content.shape[0]
+        self.content_layer = content_layer(cfg)
         with torch.no_grad():
-            self.content_target = net(content, (feat.CONTENT_LAYER,))[feat.CONTENT_LAYER]
+            self.content_target = net(content, (self.content_layer,))[self.content_layer]
             style_features = net(style.unsqueeze(0), feat.STYLE_LAYERS)
             self.style_target = {k: feat.gram(v) for k, v in style_features.items()}  # (1, C, C) each
 
@@ -93,8 +104,8 @@ class ArtTask:
     def losses(self, params: Params) -> dict[str, Tensor]:
         """Each problem's three terms, (B,) each."""
         x = params["image"]
-        out = self.net(x, (*feat.STYLE_LAYERS, feat.CONTENT_LAYER))
-        content = (out[feat.CONTENT_LAYER] - self.content_target).pow(2).flatten(1).mean(1)
+        out = self.net(x, (*feat.STYLE_LAYERS, self.content_layer))
+        content = (out[self.content_layer] - self.content_target).pow(2).flatten(1).mean(1)
         style = sum((feat.gram(out[k]) - self.style_target[k]).pow(2).flatten(1).mean(1) for k in feat.STYLE_LAYERS)
         return {"content": content, "style": style, "tv": total_variation(x)}
 
@@ -105,38 +116,61 @@ class ArtTask:
 
 
 class ArtFamily:
-    """Style transfer problems: content images per split ({split: (n, 3, S, S)}) with one style image."""
+    """Style transfer problems: content images per split ({split: (n, 3, S, S)}, any mapping, read when a split is
+    first sampled) with one style image. A sample of at most a split's pool holds distinct content images."""
 
     name = "art"
 
     def __init__(self, config: ArtConfig | None = None, *, contents: dict[str, Tensor], style: Tensor,
                  net: feat.FeatureNet | None = None, **overrides):
         self.cfg = config if config is not None else ArtConfig(**overrides)
-        for split, images in contents.items():
-            if images.ndim != 4 or images.shape[1:] != (3, self.cfg.size, self.cfg.size):
-                raise ValueError(f"{split} content images must be (n, 3, {self.cfg.size}, {self.cfg.size}), got "
-                                 f"{tuple(images.shape)}")
+        if isinstance(contents, dict):
+            for split, images in contents.items():
+                self._check(split, images)
         if style.ndim != 3 or style.shape[0] != 3:
             raise ValueError(f"the style image must be (3, H, W), got {tuple(style.shape)}")
         self.contents, self.style = contents, style
         self.net = net if net is not None else network(self.cfg)
+
+    def _check(self, split: str, images: Tensor) -> Tensor:
+        if images.ndim != 4 or images.shape[1:] != (3, self.cfg.size, self.cfg.size):
+            raise ValueError(f"{split} content images must be (n, 3, {self.cfg.size}, {self.cfg.size}), got "
+                             f"{tuple(images.shape)}")
+        return images
 
     def config(self) -> dict:
         return {"name": self.name, **asdict(self.cfg)}
 
     def sample(self, split: str, seed: int, num_problems: int) -> ArtTask:
         gen = split_generator(split, seed)
-        pool = self.contents[split]
-        pick = torch.randint(0, pool.shape[0], (num_problems,), generator=gen)
+        pool = self._check(split, self.contents[split])
+        if num_problems <= pool.shape[0]:
+            pick = torch.randperm(pool.shape[0], generator=gen)[:num_problems]
+        else:
+            pick = torch.randint(0, pool.shape[0], (num_problems,), generator=gen)
         size = self.cfg.size
         theta0 = 0.5 + self.cfg.init_std * torch.randn(num_problems, 3, size, size, generator=gen)
         return ArtTask(self.cfg, self.net, pool[pick], self.style, theta0)
 
 
-@register_family("art", config=ArtConfig, flag_prefix="art-", needs_data=True,
+@register_family("art", config=ArtConfig, flag_prefix="art-",
                  description="neural art (paper §3.4): content crops of bundled photographs, a drawn style; needs "
                              "scikit-image and scikit-learn (their bundled photographs)")
 def _art(config: ArtConfig, data_dir=None) -> ArtFamily:
-    contents = {split: art_images.crops(art_images.photos(split), n, config.size, seed=i)
-                for i, (split, n) in enumerate(POOL.items())}
-    return ArtFamily(config, contents=contents, style=art_images.style_image(config.style, config.size))
+    art_images.check_photos()
+    return ArtFamily(config, contents=_Crops(config.size), style=art_images.style_image(config.style, config.size))
+
+
+class _Crops(dict):
+    """{split: its POOL[split] crops at ``size``}, each split cropped when first read (128-pixel crops of every
+    split would take 130 MB)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def __missing__(self, split: str) -> Tensor:
+        if split not in POOL:
+            raise KeyError(f"unknown split {split!r}; the art family has {', '.join(POOL)}")
+        self[split] = art_images.crops(art_images.photos(split), POOL[split], self.size, seed=list(POOL).index(split))
+        return self[split]

@@ -37,6 +37,11 @@ CONTENT_LAYER = "conv4_2"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
+def layer_names() -> list[str]:
+    """Every conv layer of VGG-19 (and of the random network, which has its layout): conv1_1 … conv5_4."""
+    return _names(VGG19)
+
+
 def _names(layout) -> list[str]:
     """conv{block}_{index} for every conv layer of ``layout``."""
     names, block, index = [], 1, 0
