@@ -33,12 +33,12 @@ def test_meta_loss_is_the_weighted_sum_of_mean_losses():
     assert score(torch.tensor([[5.0], [float("nan")]]), "final") == math.inf
 
 
-def test_problem_seeds_are_distinct_streams_and_rank_zero_is_a_single_process():
+def test_problem_seeds_are_distinct_streams():
     assert problem_seed(0, 7) == 7 and problem_seed(3, 7) == 7 + 3 * 1_000_003  # what runs always drew
-    seeds = {problem_seed(s, e, r) for s in range(3) for e in range(50) for r in range(4)}
-    assert len(seeds) == 3 * 50 * 4
+    seeds = {problem_seed(s, e) for s in range(3) for e in range(50)}
+    assert len(seeds) == 3 * 50
     with pytest.raises(ValueError, match=">= 0"):
-        problem_seed(0, 0, -1)
+        problem_seed(0, -1)
 
 
 def test_training_task_draws_the_same_augmented_problems_each_time():
@@ -50,9 +50,24 @@ def test_training_task_draws_the_same_augmented_problems_each_time():
     assert torch.allclose(a.loss(a.init_params(), 0), scale_a * base.loss(base.init_params(), 0))
     plain, none = training_task(family, TrainConfig(problems=4, seed=2), 5)
     assert none is None and torch.equal(plain.loss(plain.init_params(), 0), base.loss(base.init_params(), 0))
-    other_rank, _ = training_task(family, TrainConfig(problems=4, seed=2), 5, rank=1)
-    assert not torch.equal(other_rank.loss(other_rank.init_params(), 0), base.loss(base.init_params(), 0))
+    part, part_scale = training_task(family, cfg, 5, part=(1, 2))  # a process's share: the same problems
+    torch.testing.assert_close(part.loss(part.init_params(), 0), a.loss(a.init_params(), 0)[1:3])
+    assert torch.equal(part_scale, scale_a[1:3])
 
+
+@pytest.mark.parametrize("name", ["quadratic", "mnist-like", "param-scaled"])
+def test_a_share_of_a_batch_is_those_problems_of_the_batch(name):
+    from l2o.tasks.mlp import MLPFamily, synthetic_dataset
+
+    cfg = TrainConfig(problems=5, seed=1, param_scale_spread=3.0 if name == "param-scaled" else 1.0)
+    family = QuadraticFamily() if name == "quadratic" else MLPFamily(synthetic_dataset(200, 12, 3), hidden=(4,),
+                                                                        batch_size=7)
+    whole, _ = training_task(family, cfg, 3)
+    for first, number in ((0, 2), (2, 3), (4, 1)):
+        part, _ = training_task(family, cfg, 3, part=(first, number))
+        for step in (0, 1, 5):
+            torch.testing.assert_close(part.loss(part.init_params(), step),
+                                       whole.loss(whole.init_params(), step)[first:first + number])
 
 def test_truncated_bptt_gives_the_gradient_of_the_unrolled_meta_loss():
     torch.manual_seed(0)

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import inspect
 import json
+import os
 import re
 import shlex
 import sys
@@ -75,6 +76,12 @@ def _device(name: str) -> str:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"l2o: error: --device {name} was asked for but no CUDA device is available")
     return name
+
+
+def _resume_arg(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--resume", nargs="?", const=True, default=False, choices=["auto"],
+                        help=f"continue {what}; --resume auto: continue it if it has a checkpoint, else start it "
+                             f"(one command line for every restart, e.g. under torchrun --max-restarts)")
 
 
 def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
@@ -330,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("quadratic", help="the whole quadratic experiment: tune, meta-train, evaluate, plot")
     p.add_argument("--out", default="runs/quadratic", help="output folder (default: runs/quadratic)")
-    p.add_argument("--resume", action="store_true", help="continue the meta-training saved in OUT/train")
+    _resume_arg(p, "the meta-training saved in OUT/train")
     _experiment_flags(p, quadratic, QuadraticConfig)
     _implementation_arg(p)
     _common(p)
@@ -386,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="meta-train a learned optimizer")
     p.add_argument("--out", required=True, help="run folder (checkpoints, config, history)")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    _resume_arg(p, "the run saved in --out")
     p.add_argument("--stop-after", type=int, default=None, metavar="N",
                    help="end this call after N more episodes (checkpointed; continue later with --resume)")
     p.add_argument("--rule", default="lstm", choices=["lstm", "ntm", "conv-fc"],
@@ -485,6 +492,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# the commands that meta-train, and so run under torchrun (several processes share each episode's problems)
+DISTRIBUTED = ("train", "quadratic", "mnist", "cifar", "art", "sharing")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -492,8 +503,18 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     if getattr(args, "threads", 0):
         torch.set_num_threads(args.threads)
+    from l2o.meta import distributed
+
     try:
+        if distributed.launched():  # under torchrun: join the process group; process 0 alone prints
+            if args.command not in DISTRIBUTED:
+                raise ValueError(f"l2o {args.command} does not run under torchrun; the commands that meta-train "
+                                 f"do: {', '.join(DISTRIBUTED)}")
+            world, args.device = distributed.setup(args.device, args.threads)
+            if not world.main:
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
         args.fn(args)
+        distributed.teardown()
     except (ValueError, OSError, RuntimeError) as e:  # OSError: missing files, a full or read-only disk, ...
         hint = ""
         if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("train", "quadratic"):

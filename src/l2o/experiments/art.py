@@ -150,10 +150,12 @@ def run(out: str | Path, settings: Settings | None = None, *, progress: bool = T
     log(f"1/2 meta-training on {describe(s.task, s.train.horizon)}; feature network: {net}")
     folder = out / "train"
     result = meta_train(make_family("art", **asdict(s.task)), LSTMRule(s.rule, implementation=implementation), s.train, folder,
-                        resume=(folder / "state.safetensors").is_file(), progress=progress, device=device,
+                        resume="auto", progress=progress, device=device,
                         info={"task": "art", "description": f"neural art, {describe(s.task)}; features: {net}"})
     plot_history(folder / "history.csv", folder / "history.png")
     log(f"    {result.state.seconds:.0f} s of meta-training; best validation at episode {result.state.best_episode}")
+    if not common.only_main_continues():  # torchrun: the other processes' part is done
+        return {}
 
     log(f"2/2 tuning the baselines per setting ({e.tune_problems} validation images) and evaluating on "
         f"{e.test_problems} test images for {e.steps} steps")

@@ -105,7 +105,7 @@ def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, *, data_dir, progr
     log(f"    {key}: {describe(cfg)}; {s.train.episodes} episodes × {s.train.problems} problems, horizon "
         f"{s.train.horizon} → {folder}")
     result = meta_train(ConvFamily(cfg, data_dir=data_dir), conv_fc(s.rule, implementation=implementation), s.train,
-                        folder, resume=(folder / "state.safetensors").is_file(), progress=progress, device=device,
+                        folder, resume="auto", progress=progress, device=device,
                         info={"task": "conv", "description": f"two LSTMs (conv kernels / the rest) on {describe(cfg)}"})
     plot_history(folder / "history.csv", folder / "history.png")
     log(f"    {key}: {result.state.seconds:.0f} s of meta-training; best validation at episode "
@@ -130,6 +130,8 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     if any(getattr(cfg, "labels", ()) for cfg, _ in tasks.values()):
         sub = _train("sub", replace(s.task, labels=SUB_LABELS), s, out, data_dir=data_dir, progress=progress,
                      device=device, implementation=implementation, log=log)
+    if not common.only_main_continues():  # torchrun: the other processes' part is done
+        return {}
 
     log(f"2/2 tuning the baselines per task ({e.tune_problems} validation problems, {e.tune_steps} steps) and "
         f"evaluating on {e.test_problems} test problems for {e.steps} steps")

@@ -90,6 +90,16 @@ def headline(results: dict, learned: str) -> dict:
             "steps": results["steps"], "num_problems": results["num_problems"]}
 
 
+def only_main_continues() -> bool:
+    """After meta-training: under torchrun, process 0 goes on alone (tuning, evaluation and figures are cheap next
+    to meta-training) and the others stop; without torchrun, True."""
+    from l2o.meta import distributed
+
+    main = distributed.current().main
+    distributed.teardown()
+    return main
+
+
 def machine(device: str) -> dict:
     """What a summary records of the machine that made it."""
     return {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),

@@ -136,12 +136,14 @@ def run(out: str | Path, settings: Settings | None = None, *, resume: bool = Tru
     log(f"1/2 meta-training the LSTM optimizer on the base task ({s.train.episodes} episodes × "
         f"{s.train.problems} problems)")
     family = ImageMLPFamily(s.task, data_dir=data_dir)
-    resume = resume and (out / "train" / "state.safetensors").is_file()
-    result = meta_train(family, LSTMRule(s.rule, implementation=implementation), s.train, out / "train", resume=resume, progress=progress,
+    result = meta_train(family, LSTMRule(s.rule, implementation=implementation), s.train, out / "train",
+                        resume="auto" if resume else False, progress=progress,
                         device=device, info={"task": "mnist", "description": describe(s.task, s.experiment.steps)})
     plot_history(out / "train" / "history.csv", out / "train" / "history.png")
     log(f"    meta-training took {result.state.seconds:.0f} s; best validation at episode "
         f"{result.state.best_episode}; {result.state.nan_skips} non-finite meta-steps skipped")
+    if not common.only_main_continues():  # torchrun: the other processes' part is done
+        return {}
 
     log(f"2/2 tuning the baselines per task and evaluating on {s.experiment.test_problems} test problems")
     results, done = {}, {}

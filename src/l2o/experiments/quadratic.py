@@ -59,7 +59,18 @@ def run(out: str | Path, settings: Settings | None = None, *, resume: bool = Fal
     family = QuadraticFamily(s.task)
     started = time.perf_counter()
 
-    log("1/3 tuning the baselines' learning rates on validation problems")
+    log(f"1/3 meta-training the LSTM optimizer ({s.train.episodes} episodes × {s.train.problems} problems)")
+    rule = LSTMRule(s.rule, implementation=implementation)
+    result = meta_train(family, rule, s.train, out / "train", resume=resume, progress=progress, device=device,
+                        info={"task": "quadratic", "description": "10-d quadratics ||Wθ − y||², 100 steps"})
+    plot_history(out / "train" / "history.csv", out / "train" / "history.png")
+    log(f"    meta-training took {result.state.seconds:.0f} s; best validation at episode "
+        f"{result.state.best_episode}; {result.state.nan_skips} non-finite meta-steps skipped")
+
+    if not common.only_main_continues():  # torchrun: the other processes' part is done
+        return {}
+
+    log("2/3 tuning the baselines' learning rates on validation problems")
     tuning = tune(family, grid=lr_grid(), steps=s.experiment.steps, num_problems=s.experiment.tune_problems,
                   progress=progress, device=device)
     save_tuning(tuning, out / "tuning.json")
@@ -67,14 +78,6 @@ def run(out: str | Path, settings: Settings | None = None, *, resume: bool = Fal
     for name, b in tuning["baselines"].items():
         edge = " (at the edge of the grid!)" if b["at_grid_edge"] else ""
         log(f"    {name:8s} lr {b['lr']:.3g}: validation final loss {b['score']:.4g}{edge}")
-
-    log(f"2/3 meta-training the LSTM optimizer ({s.train.episodes} episodes × {s.train.problems} problems)")
-    rule = LSTMRule(s.rule, implementation=implementation)
-    result = meta_train(family, rule, s.train, out / "train", resume=resume, progress=progress, device=device,
-                        info={"task": "quadratic", "description": "10-d quadratics ||Wθ − y||², 100 steps"})
-    plot_history(out / "train" / "history.csv", out / "train" / "history.png")
-    log(f"    meta-training took {result.state.seconds:.0f} s; best validation at episode "
-        f"{result.state.best_episode}; {result.state.nan_skips} non-finite meta-steps skipped")
 
     log(f"3/3 evaluating on {s.experiment.test_problems} held-out test problems")
     rules = {"LSTM (learned)": result.rule, **tuned_rules(tuning)}

@@ -94,7 +94,7 @@ def _train(key: str, label: str, settings, family, train: TrainConfig, out: Path
     folder = out / "train" / key
     log(f"    {label}: meta-training into {folder} ({train.episodes} episodes × {train.problems} problems)")
     result = meta_train(family, make_rule(settings, implementation), train, folder,
-                        resume=(folder / "state.safetensors").is_file(), progress=progress, device=device,
+                        resume="auto", progress=progress, device=device,
                         info={**info, "description": f"{label}; {info['description']}"})
     plot_history(folder / "history.csv", folder / "history.png")
     log(f"    {label}: {result.state.seconds:.0f} s; best validation at episode {result.state.best_episode}; "
@@ -135,6 +135,8 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     for key, (label, rule_settings) in chosen.items():
         learned[label], runs[key] = _train(key, label, rule_settings, family, train, out, info, progress=progress,
                                            device=device, implementation=implementation, log=log)
+    if not common.only_main_continues():  # torchrun: the other processes' part is done
+        return {}
     if s.experiment.train_only:
         log("meta-training done (--train-only); run the command without it to evaluate")
         return {"task": s.task, "learned": {label: runs[key] for key, (label, _) in chosen.items()}}

@@ -1,9 +1,10 @@
-"""Which problems an episode of meta-training draws: a seed per (run seed, episode, process), and the
-augmentations applied to them.
+"""Which problems an episode of meta-training draws: a seed per (run seed, episode), and the augmentations
+applied to them.
 
 Episode e of a run with seed s draws its training problems from the family's "train" stream with
 ``problem_seed(s, e)``: a stream per run seed, the same on a resume, so a run is a function of its settings.
-``rank`` gives each of several processes its own problems (rank 0 draws what a single process draws).
+Several processes (``l2o.meta.distributed``) draw the same batch and each optimises its ``part`` of it, so the
+problems of an episode never depend on the number of processes.
 """
 
 from __future__ import annotations
@@ -11,26 +12,26 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from l2o.tasks.base import Task, TaskFamily
+from l2o.tasks.base import Task, TaskFamily, narrow
 from l2o.tasks.scaled import ParamScaledTask, ScaledTask, log_uniform_param_scales, log_uniform_scales
 
 SEED_STRIDE = 1_000_003  # episodes between the streams of consecutive run seeds
-RANK_STRIDE = 2**44  # between processes; above the parameter-scale draws' offset of 2**40
 PARAM_SCALE_OFFSET = 2**40
 
 
-def problem_seed(seed: int, episode: int, rank: int = 0) -> int:
-    """The seed of the training problems of ``episode`` in a run seeded ``seed``, for process ``rank``."""
-    if episode < 0 or rank < 0 or seed < 0:
-        raise ValueError(f"seed, episode and rank must be >= 0, got {seed}, {episode}, {rank}")
-    return episode + seed * SEED_STRIDE + rank * RANK_STRIDE
+def problem_seed(seed: int, episode: int) -> int:
+    """The seed of the training problems of ``episode`` in a run seeded ``seed``."""
+    if episode < 0 or seed < 0:
+        raise ValueError(f"seed and episode must be >= 0, got {seed}, {episode}")
+    return episode + seed * SEED_STRIDE
 
 
-def training_task(family: TaskFamily, cfg, episode: int, *, rank: int = 0,
+def training_task(family: TaskFamily, cfg, episode: int, *, part: tuple[int, int] | None = None,
                   device: str | torch.device = "cpu") -> tuple[Task, Tensor | None]:
     """The episode's batch of ``cfg.problems`` training problems, augmented as ``cfg`` says, on ``device``;
-    and the problems' objective scales (None without objective-scale augmentation)."""
-    seed = problem_seed(cfg.seed, episode, rank)
+    and the problems' objective scales (None without objective-scale augmentation). ``part`` = (first, number):
+    only those problems of the batch, each exactly as in the whole batch."""
+    seed = problem_seed(cfg.seed, episode)
     task = family.sample("train", seed, cfg.problems)
     scale = None
     if cfg.scale_spread > 1.0:  # objective-scale augmentation; the meta-loss divides it out
@@ -40,4 +41,7 @@ def training_task(family: TaskFamily, cfg, episode: int, *, rank: int = 0,
     if cfg.param_scale_spread > 1.0:  # parameter-scale augmentation: f(c ⊙ θ'), from θ_0 / c
         task = ParamScaledTask(task, log_uniform_param_scales(
             task.init_params(), cfg.param_scale_spread, seed + PARAM_SCALE_OFFSET))
+    if part is not None:
+        task = narrow(task, *part)
+        scale = scale[part[0]:part[0] + part[1]] if scale is not None else None
     return task.to(device), scale

@@ -6,6 +6,7 @@ validation and early stopping, and delegates the rest to named parts:
     l2o.meta.objective    the meta-loss of a truncation, the validation score
     l2o.meta.skip         whether a meta-step is taken (non-finite loss or gradient: skipped, counted)
     l2o.meta.run_folder   the run's files, written atomically, and resuming from them
+    l2o.meta.distributed  several processes under torchrun: each optimises its share of an episode's problems
 
 For each episode a fresh batch of problems is drawn; each is optimised for ``horizon`` steps, cut into
 truncations of ``unroll`` steps. After every truncation the estimator fills φ's gradient, which is clipped
@@ -31,7 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from l2o import checkpoint
-from l2o.meta import objective
+from l2o.meta import distributed, objective
 from l2o.meta.estimators import GradientEstimator, TruncatedBPTT
 from l2o.meta.objective import LOSS_WEIGHTS, VAL_METRICS, loss_weights, score  # noqa: F401 - re-exported
 from l2o.meta.run_folder import RunFolder, load_latest  # noqa: F401 - re-exported
@@ -39,7 +40,7 @@ from l2o.meta.sampling import training_task
 from l2o.meta.skip import take_step
 from l2o.meta.unroll import unroll
 from l2o.rules.base import implementation_of
-from l2o.tasks.base import TaskFamily
+from l2o.tasks.base import TaskFamily, narrow
 
 SCHEDULES = ("constant", "cosine")
 
@@ -105,6 +106,10 @@ class TrainState:
     # the kernel builds the run was computed with, each with the episode it took over at (a resume on
     # another CPU, compiler or torch version adds one; the implementation itself never changes midway)
     kernels: list[dict[str, Any]] = field(default_factory=list)
+    # the number of processes that meta-trained it, each with the episode it took over at (the run is the same
+    # run whatever the number; a resume with another number adds one)
+    processes: list[dict[str, Any]] = field(default_factory=list)
+    comm_seconds: float = 0.0  # of `seconds`, spent in collective calls (waiting for the other processes included)
 
 
 @dataclass
@@ -148,7 +153,7 @@ def meta_train(
     cfg: TrainConfig,
     run_dir: str | Path | None = None,
     *,
-    resume: bool = False,
+    resume: bool | str = False,
     stop_after: int | None = None,
     progress: bool = True,
     info: dict[str, Any] | None = None,
@@ -160,7 +165,7 @@ def meta_train(
     """Meta-train ``rule`` (in place) on ``family``; return it holding its best validated weights.
 
     ``run_dir``: where checkpoints go (None: keep nothing on disk). ``resume``: continue the run saved
-    there. ``stop_after``: end this call after that many episodes (the run can be resumed later).
+    there (``"auto"``: if there is one, else start it). ``stop_after``: end this call after that many episodes (the run can be resumed later).
     ``info``: extra facts stored in ``best.safetensors`` (what the rule was trained for).
     ``reinit``: draw φ afresh from ``cfg.seed`` (False: start from the rule's current weights).
     ``device``: where φ and the problems live (problems are drawn on the CPU, so they are the same
@@ -184,18 +189,30 @@ def meta_train(
     best = copy.deepcopy(rule.state_dict())
     avg = copy.deepcopy(rule.state_dict()) if cfg.ema else {}  # the Polyak average φ̄
     state = TrainState()
+    world = distributed.current()
+    comm = distributed.Communicator(world)
+    mine, val_mine = distributed.share(cfg.problems, world), distributed.share(cfg.val_problems, world)
     folder = RunFolder(run_dir) if run_dir is not None else None
-    if folder is not None and folder.open(config, resume=resume, progress=progress):
-        best, avg, saved = folder.load_state(rule, opt, config, asdict(TrainConfig()))
-        state = TrainState(**saved)
+    if folder is not None:
+        if resume == "auto":
+            resume = folder.has_state()
+        resumed = folder.open(config, resume=resume, progress=progress and world.main) if world.main else None
+        comm.barrier()  # process 0 has checked and prepared the folder
+        if resumed or (resumed is None and resume and folder.has_state()):
+            best, avg, saved = folder.load_state(rule, opt, config, asdict(TrainConfig()))
+            state = TrainState(**saved)
     if not state.kernels or state.kernels[-1]["kernel"] != config["implementation"]["kernel"]:
         state.kernels.append({"episode": state.episode, **config["implementation"]})
+    if not state.processes or state.processes[-1]["processes"] != world.size:
+        state.processes.append({"episode": state.episode, "processes": world.size})
     estimator = estimator if estimator is not None else TruncatedBPTT(cfg.unroll, cfg.second_order)
 
-    val_task = family.sample("validation", 0, cfg.val_problems).to(device)
+    val_task = narrow(family.sample("validation", 0, cfg.val_problems), *val_mine).to(device)
     truncations = cfg.horizon // cfg.unroll
     end = cfg.episodes if stop_after is None else min(cfg.episodes, state.episode + stop_after)
-    bar = tqdm(total=cfg.episodes, initial=state.episode, disable=not progress, desc="meta-train", unit="ep")
+    bar = tqdm(total=cfg.episodes, initial=state.episode, disable=not (progress and world.main), desc="meta-train",
+               unit="ep")
+    weight = mine[1] / cfg.problems  # this process's share of the meta-loss's mean over problems
 
     def validate() -> None:
         rule.eval()
@@ -203,7 +220,7 @@ def meta_train(
         if avg:
             rule.load_state_dict(avg)
         losses = unroll(rule, val_task, cfg.val_steps or cfg.horizon).losses
-        value = score(losses, cfg.val_metric)
+        value = score(comm.gather_problems(losses, cfg.val_problems), cfg.val_metric)
         if value < state.best_metric:
             state.best_metric, state.best_episode = value, state.episode
             best.update(copy.deepcopy(rule.state_dict()))
@@ -218,6 +235,8 @@ def meta_train(
             on_validate(state)
 
     def save() -> None:
+        if not world.main:
+            return
         folder.save_state(rule, opt, best, avg, state, config)
         folder.save_best(rule, best, {**(info or {}), "trained": config, "best_episode": state.best_episode,
                                       "val_" + cfg.val_metric: state.best_metric,
@@ -231,16 +250,18 @@ def meta_train(
             rule.train()
             for group in opt.param_groups:
                 group["lr"] = _lr(cfg, state.episode)
-            task, scale = training_task(family, cfg, state.episode, device=device)
+            task, scale = training_task(family, cfg, state.episode, part=mine, device=device)
 
             def episode_objective(losses, truncation, scale=scale):
-                return objective.meta_loss(losses, cfg, truncation, scale)
+                loss = objective.meta_loss(losses, cfg, truncation, scale)
+                return loss if weight == 1 else loss * weight
 
             carry = estimator.start(rule, task)
             for k in range(truncations):
                 opt.zero_grad(set_to_none=True)
                 loss, carry = estimator.estimate(rule, task, carry, k, episode_objective)
                 has_grads = any(p.grad is not None for p in rule.parameters())
+                comm.all_reduce_grads(rule)  # several processes: the sum of their shares' gradients
                 norm = torch.nn.utils.clip_grad_norm_(rule.parameters(), cfg.clip or math.inf) if has_grads \
                     else torch.tensor(math.nan)
                 if not take_step(loss, norm, has_grads):
@@ -255,6 +276,7 @@ def meta_train(
                 state.meta_steps += 1
             state.episode += 1
             state.seconds += time.perf_counter() - t0
+            state.comm_seconds, comm.seconds = state.comm_seconds + comm.seconds, 0.0
             bar.update(1)
             if state.episode % cfg.val_every == 0 or state.episode == cfg.episodes:
                 validate()

@@ -101,6 +101,10 @@ class ArtTask:
     def init_params(self) -> Params:
         return {"image": self.theta0["image"].clone()}
 
+    def narrow(self, start: int, length: int) -> "ArtTask":
+        end = start + length
+        return ArtTask(self.cfg, self.net, self.content[start:end], self.style, self.theta0["image"][start:end])
+
     def losses(self, params: Params) -> dict[str, Tensor]:
         """Each problem's three terms, (B,) each."""
         x = params["image"]

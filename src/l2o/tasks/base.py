@@ -53,6 +53,19 @@ class Task(Protocol):
         """
 
 
+def narrow(task: Task, start: int, length: int) -> Task:
+    """Problems ``start`` … ``start + length − 1`` of ``task`` as a task of their own, each problem exactly as it
+    is in ``task`` (its θ_0, data and minibatches): how processes share the problems of one batch. A task
+    supports it with a method ``narrow(start, length)``."""
+    if not (0 <= start and 1 <= length and start + length <= task.num_problems):
+        raise ValueError(f"cannot take problems {start}…{start + length - 1} of a task of {task.num_problems}")
+    if start == 0 and length == task.num_problems:
+        return task
+    if not hasattr(task, "narrow"):
+        raise TypeError(f"{type(task).__name__} cannot be split between processes: it has no narrow(start, length)")
+    return task.narrow(start, length)
+
+
 @runtime_checkable
 class TaskFamily(Protocol):
     """A distribution over tasks."""

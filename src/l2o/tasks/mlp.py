@@ -66,27 +66,36 @@ class MLPConfig:
 
 class ClassifierTask:
     """``num_problems`` classifiers, each with its own θ_0 and its own order of minibatches; the loss at step t
-    is each one's mean cross-entropy on its t-th minibatch. Subclasses define ``logits(params, x)``."""
+    is each one's mean cross-entropy on its t-th minibatch. Subclasses define ``logits(params, x)``.
+    ``rows`` = (first, total): these are problems first … of a task of ``total`` problems (``narrow``), and
+    draw the minibatches those problems draw there."""
 
-    def __init__(self, cfg, data, theta0: Params, gen_seed: int):
+    def __init__(self, cfg, data, theta0: Params, gen_seed: int, rows: tuple[int, int] | None = None):
         self.cfg, self.data, self.theta0 = cfg, data, theta0
         self.num_problems = next(iter(theta0.values())).shape[0]
         self.seed = gen_seed
+        self.rows = rows if rows is not None else (0, self.num_problems)
         self._batches: dict[int, tuple[Tensor, Tensor]] = {}
 
     def to(self, device):
         data = type(self.data)(self.data.x.to(device), self.data.y.to(device))
-        return type(self)(self.cfg, data, {k: v.to(device) for k, v in self.theta0.items()}, self.seed)
+        return type(self)(self.cfg, data, {k: v.to(device) for k, v in self.theta0.items()}, self.seed, self.rows)
 
     def init_params(self) -> Params:
         return {k: v.clone() for k, v in self.theta0.items()}
+
+    def narrow(self, start: int, length: int):
+        """Problems ``start`` … ``start + length − 1`` alone, with their own minibatches."""
+        theta0 = {k: v[start:start + length] for k, v in self.theta0.items()}
+        return type(self)(self.cfg, self.data, theta0, self.seed, (self.rows[0] + start, self.rows[1]))
 
     def batch(self, step: int) -> tuple[Tensor, Tensor]:
         """The minibatch of every problem at ``step``: inputs (B, batch, ...) and labels (B, batch)."""
         if step not in self._batches:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-            idx = torch.randint(0, self.data.x.shape[0], (self.num_problems, self.cfg.batch_size), generator=gen)
-            idx = idx.to(self.data.x.device)
+            first, total = self.rows
+            idx = torch.randint(0, self.data.x.shape[0], (total, self.cfg.batch_size), generator=gen)
+            idx = idx[first:first + self.num_problems].to(self.data.x.device)
             self._batches = {step: (self.data.x[idx], self.data.y[idx])}  # keep only the latest
         return self._batches[step]
 

@@ -59,6 +59,11 @@ class QuadraticTask:
     def init_params(self) -> Params:
         return {"theta": self.theta0.clone()}
 
+    def narrow(self, start: int, length: int) -> "QuadraticTask":
+        """Problems ``start`` … ``start + length − 1`` alone."""
+        end = start + length
+        return QuadraticTask(self.W[start:end], self.y[start:end], self.theta0[start:end])
+
     def loss(self, params: Params, step: int = 0) -> Tensor:
         residual = torch.einsum("bij,bj->bi", self.W, params["theta"]) - self.y
         return residual.square().sum(-1)

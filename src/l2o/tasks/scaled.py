@@ -27,7 +27,7 @@ import math
 import torch
 from torch import Tensor
 
-from l2o.tasks.base import Params, Task
+from l2o.tasks.base import Params, Task, narrow
 
 
 def _generator(spread: float, seed: int) -> torch.Generator:
@@ -73,6 +73,9 @@ class ScaledTask:
     def loss(self, params: Params, step: int) -> Tensor:
         return self.task.loss(params, step) * self.scale
 
+    def narrow(self, start: int, length: int) -> "ScaledTask":
+        return ScaledTask(narrow(self.task, start, length), self.scale[start:start + length])
+
 
 class ParamScaledTask:
     """``task`` reparametrised as θ = c ⊙ θ': losses f(c ⊙ θ'), started from θ_0 / c."""
@@ -100,3 +103,7 @@ class ParamScaledTask:
 
     def loss(self, params: Params, step: int) -> Tensor:
         return self.task.loss({k: v * self.scale[k] for k, v in params.items()}, step)
+
+    def narrow(self, start: int, length: int) -> "ParamScaledTask":
+        return ParamScaledTask(narrow(self.task, start, length),
+                               {k: v[start:start + length] for k, v in self.scale.items()})
