@@ -147,6 +147,15 @@ class Communicator:
         out = [part[:, :share(total, World(r, self.world.size))[1]] for r, part in enumerate(parts)]
         return torch.cat(out, dim=1)
 
+    def check_same(self, value: int, what: str) -> None:
+        """Raise on every process unless all hold the same integer ``value``."""
+        if self.world.size == 1:
+            return
+        x = torch.tensor([value, -value], dtype=torch.float64)
+        dist.all_reduce(x, op=dist.ReduceOp.MAX)
+        if x[0].item() != -x[1].item():
+            raise RuntimeError(f"the processes disagree on {what}: from {int(-x[1].item())} to {int(x[0].item())}")
+
     def barrier(self) -> None:
         if self.world.size > 1:
             dist.barrier()

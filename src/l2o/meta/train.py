@@ -201,6 +201,8 @@ def meta_train(
         if resumed or (resumed is None and resume and folder.has_state()):
             best, avg, saved = folder.load_state(rule, opt, config, asdict(TrainConfig()))
             state = TrainState(**saved)
+        comm.check_same(state.episode, f"the episode to resume {folder.path} from; every process must read the "
+                        f"run folder (on several machines, put --out on a file system they share)")
     if not state.kernels or state.kernels[-1]["kernel"] != config["implementation"]["kernel"]:
         state.kernels.append({"episode": state.episode, **config["implementation"]})
     if not state.processes or state.processes[-1]["processes"] != world.size:
