@@ -1,6 +1,7 @@
 """Meta-training on several processes (torch.distributed, gloo, launched by torchrun): the same run whatever the
 number of processes, and a killed worker survived with nothing lost."""
 
+import json
 import os
 import subprocess
 import sys
@@ -94,3 +95,16 @@ def test_the_cli_under_torchrun_resume_auto(tmp_path):
     assert first.stdout.count("meta-trained 4/4 episodes") == 1  # process 0 alone prints
     again = _torchrun(2, *args)  # the same command line: the run is complete, so it resumes and ends at once
     assert again.returncode == 0 and "meta-trained 4/4 episodes" in again.stdout
+
+
+@pytest.mark.slow
+def test_an_experiment_under_torchrun_meta_trains_on_both_and_evaluates_on_process_0(tmp_path):
+    out = tmp_path / "quadratic"
+    r = _torchrun(2, "-m", "l2o", "quadratic", "--out", str(out), "--episodes", "2", "--horizon", "10",
+                  "--unroll", "5", "--problems", "4", "--val-every", "1", "--val-problems", "2", "--test-problems",
+                  "8", "--tune-problems", "4", "--steps", "10", "--no-progress", "--threads", "1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("1/3 meta-training") == 1 and "3/3 evaluating on 8 held-out test problems" in r.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["learned_final_mean"] > 0
+    assert load_latest(out / "train")[1]["train_state"]["processes"] == [{"episode": 0, "processes": 2}]

@@ -288,6 +288,7 @@ def meta_train(
         bar.close()
     if folder is not None and state.episode == 0:
         save()
+    comm.barrier()  # several processes: process 0's files are written before any process returns
     rule.load_state_dict(best)
     rule.eval()
     return TrainResult(rule, state, folder.path if folder is not None else None)
