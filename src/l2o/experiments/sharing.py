@@ -177,10 +177,8 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
             "implementation": run["implementation"],
             "tasks": {k: {"description": t["description"], **t[label]} for k, t in summary["tasks"].items()},
             "settings": summary["settings"], "machine": summary["machine"]})
-    text = _markdown(summary, results, reference)
-    checkpoint.atomic_write_text(out / "results.md", text)
-    log("")
-    log(text)
+    common.write_markdown(out, _summary_lines(summary, reference),
+                          {k: (summary["tasks"][k]["description"], v) for k, v in results.items()}, log)
     return summary
 
 
@@ -215,7 +213,7 @@ def _task_summary(results: dict, learned: list[str], reference: str | None, desc
     return out
 
 
-def _markdown(summary: dict, results: dict, reference: str | None) -> str:
+def _summary_lines(summary: dict, reference: str | None) -> list[str]:
     learned = summary["labels"]
     others = [k for k in learned if reference and k != reference]
     quasi_newton = "lbfgs" in summary["settings"]["baselines"]
@@ -241,8 +239,4 @@ def _markdown(summary: dict, results: dict, reference: str | None) -> str:
     for label, r in summary["learned"].items():
         lines.append(f"| {label} | {r['meta_train_seconds']:.0f} | {r['best_episode']} | "
                      f"{r['implementation']['implementation']} |")
-    from l2o.evaluate import table
-
-    for name, v in results.items():
-        lines += ["", f"### {name}: {summary['tasks'][name]['description']}", "", table(v)]
-    return "\n".join(lines) + "\n"
+    return lines
