@@ -4,13 +4,22 @@ An estimator holds whatever it carries from one truncation to the next (for trun
 rule's state); ``estimate`` fills the ``.grad`` of the rule's parameters and returns the truncation's
 meta-loss, detached, for the loop's bookkeeping. The training loop (``l2o.meta.train``) owns everything
 else — the schedule, clipping, the decision to skip a non-finite step, the meta-optimizer, EMA, validation —
-so another estimator (PES, evolution strategies) is a new class here, not a new branch there.
+so another estimator is a new class here, not a new branch there.
 
-    carry = estimator.start(rule, task)
+    carry = estimator.start(rule, task, seed)
     for k in range(truncations):
         loss, carry = estimator.estimate(rule, task, carry, k, objective)
 
 ``objective(losses, k)``: the meta-loss of truncation k from its recorded losses (``l2o.meta.objective``).
+``seed``: the episode's problem seed, from which an estimator that draws random numbers draws them (so a resumed
+run draws what an uninterrupted one did).
+
+    TruncatedBPTT   the paper's: backpropagation through each truncation, biased towards short horizons
+    PES             persistent evolution strategies: unbiased over the whole episode, no backpropagation
+
+References:
+    Andrychowicz et al. 2016 (truncated BPTT); Vicol, Metz and Sohl-Dickstein, "Unbiased gradient estimation
+    in unrolled computation graphs with persistent evolution strategies", ICML 2021 (PES).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from typing import Any, Callable, Protocol
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from l2o.meta.unroll import unroll
 from l2o.rules.base import detach
@@ -30,7 +40,7 @@ Objective = Callable[[Tensor, int], Tensor]
 class GradientEstimator(Protocol):
     name: str
 
-    def start(self, rule: nn.Module, task: Task) -> Any:
+    def start(self, rule: nn.Module, task: Task, seed: int = 0) -> Any:
         """What the first truncation of an episode on ``task`` starts from."""
 
     def estimate(self, rule: nn.Module, task: Task, carry: Any, truncation: int,
@@ -48,7 +58,7 @@ class TruncatedBPTT:
     def __init__(self, unroll: int, second_order: bool = False):
         self.unroll, self.second_order = unroll, second_order
 
-    def start(self, rule: nn.Module, task: Task) -> tuple[dict, Any]:
+    def start(self, rule: nn.Module, task: Task, seed: int = 0) -> tuple[dict, Any]:
         params = task.init_params()
         return params, rule.init(params)
 
@@ -60,3 +70,66 @@ class TruncatedBPTT:
         if bool(torch.isfinite(loss)):
             loss.backward()
         return loss.detach(), (detach(out.params), detach(out.state))
+
+
+class PES:
+    """Persistent evolution strategies (Vicol et al. 2021). Each of ``pairs`` antithetic pairs of particles runs the
+    episode's problems with φ ± ε, a fresh ε ~ N(0, σ²I) at every truncation, and keeps its own θ and rule state
+    from one truncation to the next; each pair also keeps ξ, the sum of its ε so far. The estimate
+
+        ĝ = 1 / (2 · pairs · σ²) · Σ_i ξ_i (L(φ + ε_i) − L(φ − ε_i))
+
+    is unbiased for the gradient of the Gaussian-smoothed meta-loss of the whole episode (every earlier truncation
+    included: no truncation bias), at the price of variance that grows with φ's size and the number of
+    truncations. It needs no backpropagation, so it also works through steps that cannot be differentiated.
+    The returned loss is the mean over the particles (φ itself is not run)."""
+
+    name = "pes"
+
+    def __init__(self, unroll: int, sigma: float = 0.01, pairs: int = 8):
+        if sigma <= 0 or pairs < 1:
+            raise ValueError(f"PES needs sigma > 0 and pairs >= 1, got {sigma}, {pairs}")
+        self.unroll, self.sigma, self.pairs = unroll, sigma, pairs
+
+    def start(self, rule: nn.Module, task: Task, seed: int = 0) -> dict:
+        params = task.init_params()
+        state = rule.init(params)
+        size = sum(p.numel() for p in rule.parameters())
+        device = next(rule.parameters()).device
+        return {"seed": seed, "particles": [(params, state)] * (2 * self.pairs),
+                "xi": torch.zeros(self.pairs, size, device=device)}
+
+    def estimate(self, rule, task, carry, truncation, objective):
+        weights = list(rule.parameters())
+        phi = parameters_to_vector(weights).detach().clone()
+        gen = torch.Generator().manual_seed(carry["seed"] * 1_000_003 + truncation)
+        eps = (torch.randn(self.pairs, phi.numel(), generator=gen) * self.sigma).to(phi.device)
+        xi = carry["xi"] + eps
+        losses, particles = [], []
+        try:
+            for j, (params, state) in enumerate(carry["particles"]):
+                sign = 1.0 if j % 2 == 0 else -1.0  # particles 2i and 2i + 1: φ + ε_i and φ − ε_i
+                with torch.no_grad():
+                    vector_to_parameters(phi + sign * eps[j // 2], weights)
+                out = unroll(rule, task, self.unroll, params=params, state=state, start=truncation * self.unroll)
+                losses.append(objective(out.losses, truncation).detach())
+                particles.append((out.params, detach(out.state)))
+        finally:
+            with torch.no_grad():
+                vector_to_parameters(phi, weights)  # back to φ, bit for bit
+        losses = torch.stack(losses).view(self.pairs, 2)
+        loss = losses.mean()
+        if bool(torch.isfinite(loss)):
+            grad = (xi * (losses[:, 0] - losses[:, 1]).unsqueeze(1)).sum(0) / (2 * self.pairs * self.sigma ** 2)
+            offset = 0
+            for w in weights:
+                w.grad = grad[offset:offset + w.numel()].view_as(w).clone()
+                offset += w.numel()
+        return loss, {"seed": carry["seed"], "particles": particles, "xi": xi}
+
+
+def make(cfg) -> GradientEstimator:
+    """The estimator a run's settings name (``TrainConfig.estimator``)."""
+    if cfg.estimator == "pes":
+        return PES(cfg.unroll, cfg.pes_sigma, cfg.pes_pairs)
+    return TruncatedBPTT(cfg.unroll, cfg.second_order)

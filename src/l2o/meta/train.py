@@ -33,16 +33,18 @@ from tqdm.auto import tqdm
 
 from l2o import checkpoint
 from l2o.meta import distributed, objective
-from l2o.meta.estimators import GradientEstimator, TruncatedBPTT
+from l2o.meta import estimators
+from l2o.meta.estimators import GradientEstimator
 from l2o.meta.objective import LOSS_WEIGHTS, VAL_METRICS, loss_weights, score  # noqa: F401 - re-exported
 from l2o.meta.run_folder import RunFolder, load_latest  # noqa: F401 - re-exported
-from l2o.meta.sampling import training_task
+from l2o.meta.sampling import problem_seed, training_task
 from l2o.meta.skip import take_step
 from l2o.meta.unroll import unroll
 from l2o.rules.base import implementation_of
 from l2o.tasks.base import TaskFamily, narrow
 
 SCHEDULES = ("constant", "cosine")
+ESTIMATORS = ("tbptt", "pes")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ class TrainConfig:
     checkpoint_every: int = 10  # episodes between resumable checkpoints
     seed: int = 0  # seeds φ's initialisation; problems come from the episode index
     init_from: str = ""  # start φ from this checkpoint (name, file or run) instead of a fresh draw; NTM: from an LSTM
+    estimator: str = "tbptt"  # the meta-gradient: "tbptt" (truncated BPTT, the paper's) or "pes" (l2o.meta.estimators)
+    pes_sigma: float = 0.01  # PES: the standard deviation of the perturbations of φ
+    pes_pairs: int = 8  # PES: antithetic pairs of particles
 
     def __post_init__(self):
         for name in ("episodes", "horizon", "unroll", "problems", "val_every", "val_problems", "checkpoint_every"):
@@ -90,6 +95,10 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.loss_weights not in LOSS_WEIGHTS:
             raise ValueError(f"loss_weights must be one of {LOSS_WEIGHTS}, got {self.loss_weights!r}")
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+        if self.estimator == "pes" and (self.second_order or not (self.pes_sigma > 0 and self.pes_pairs >= 1)):
+            raise ValueError("PES needs pes_sigma > 0, pes_pairs >= 1 and no second_order (it does not backpropagate)")
         if self.val_metric not in VAL_METRICS:
             raise ValueError(f"val_metric must be one of {VAL_METRICS}, got {self.val_metric!r}")
 
@@ -170,7 +179,7 @@ def meta_train(
     ``reinit``: draw φ afresh from ``cfg.seed`` (False: start from the rule's current weights).
     ``device``: where φ and the problems live (problems are drawn on the CPU, so they are the same
     on every device). ``estimator``: the meta-gradient estimator (default: truncated BPTT with the run's
-    ``unroll`` and ``second_order``).
+    ``unroll`` and ``second_order``; ``cfg.estimator`` names another).
     """
     if reinit:  # φ's initialisation comes from the seed (or init_from): the run is a function of its config
         torch.manual_seed(cfg.seed)
@@ -207,7 +216,7 @@ def meta_train(
         state.kernels.append({"episode": state.episode, **config["implementation"]})
     if not state.processes or state.processes[-1]["processes"] != world.size:
         state.processes.append({"episode": state.episode, "processes": world.size})
-    estimator = estimator if estimator is not None else TruncatedBPTT(cfg.unroll, cfg.second_order)
+    estimator = estimator if estimator is not None else estimators.make(cfg)
 
     val_task = narrow(family.sample("validation", 0, cfg.val_problems), *val_mine).to(device)
     truncations = cfg.horizon // cfg.unroll
@@ -258,7 +267,7 @@ def meta_train(
                 loss = objective.meta_loss(losses, cfg, truncation, scale)
                 return loss if weight == 1 else loss * weight
 
-            carry = estimator.start(rule, task)
+            carry = estimator.start(rule, task, problem_seed(cfg.seed, state.episode))
             for k in range(truncations):
                 opt.zero_grad(set_to_none=True)
                 loss, carry = estimator.estimate(rule, task, carry, k, episode_objective)
