@@ -57,3 +57,14 @@ def test_train_your_model_example(tmp_path, monkeypatch):
         assert len(r["final_test_loss"]) == 3 and r["tuned_lr"] in ex.ADAM_GRID
         assert [s for s, _ in r["curves"]["adam (lr 1e-3, default)"]] == [0, 2, 4]
     assert (tmp_path / "train_your_model.png").is_file()
+
+
+def test_your_module_example(tmp_path):
+    out = subprocess.run([sys.executable, str(EXAMPLES / "your_module.py"), "--episodes", "2", "--steps", "10",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads((tmp_path / "your_module.json").read_text())
+    assert set(result["final"]) == {"learned", "adam"} and all(v > 0 for v in result["final"].values())
+    assert "vectorised over problems" in out.stdout
+    config = json.loads((tmp_path / "bars_run" / "config.json").read_text())
+    assert config["task"]["name"] == "bars-cnn" and config["train"]["init_from"] == "mnist"

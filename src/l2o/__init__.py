@@ -9,11 +9,12 @@ from l2o.checkpoint import CheckpointError, load_rule, pretrained, save_rule
 from l2o.meta import TrainConfig, meta_train, unroll
 from l2o.optim import LearnedOptimizer
 from l2o.rules import LSTMConfig, LSTMRule, make_rule
-from l2o.tasks import QuadraticFamily, make_family
+from l2o.tasks import ModuleFamily, QuadraticFamily, make_family
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError", "load_rule", "pretrained", "save_rule", "TrainConfig", "meta_train", "unroll",
     "LearnedOptimizer", "LSTMConfig", "LSTMRule", "make_rule", "QuadraticFamily", "make_family",
+    "ModuleFamily",
 ]

@@ -10,6 +10,7 @@ import pkgutil
 
 from l2o.tasks.base import SPLITS, Params, Task, TaskFamily, split_generator
 from l2o.tasks.mlp import ImageMLPFamily, MLPConfig, MLPFamily
+from l2o.tasks.module import ModuleFamily, ModuleTask
 from l2o.tasks.quadratic import QuadraticConfig, QuadraticFamily, QuadraticTask
 from l2o.tasks.registry import FamilyEntry, families, family, make_family, register_family
 from l2o.tasks.scaled import ParamScaledTask, ScaledTask, log_uniform_param_scales, log_uniform_scales
@@ -21,4 +22,5 @@ __all__ = [
     "SPLITS", "Params", "Task", "TaskFamily", "split_generator", "make_family", "register_family", "families",
     "family", "FamilyEntry", "QuadraticConfig", "QuadraticFamily", "QuadraticTask", "ImageMLPFamily", "MLPConfig",
     "MLPFamily", "ParamScaledTask", "ScaledTask", "log_uniform_param_scales", "log_uniform_scales",
+    "ModuleFamily", "ModuleTask",
 ]
