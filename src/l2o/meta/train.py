@@ -72,6 +72,7 @@ class TrainConfig:
     estimator: str = "tbptt"  # the meta-gradient: "tbptt" (truncated BPTT, the paper's) or "pes" (l2o.meta.estimators)
     pes_sigma: float = 0.01  # PES: the standard deviation of the perturbations of φ
     pes_pairs: int = 8  # PES: antithetic pairs of particles
+    curriculum: tuple[int, ...] = ()  # horizons of the training episodes by stage, each stage an equal share of the episodes (Chen et al. 2020); none: always `horizon`
 
     def __post_init__(self):
         for name in ("episodes", "horizon", "unroll", "problems", "val_every", "val_problems", "checkpoint_every"):
@@ -89,6 +90,13 @@ class TrainConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 1.0):
                 raise ValueError(f"{name} must be a finite number >= 1, got {value}")
+        if self.curriculum:
+            if any(h < self.unroll or h % self.unroll for h in self.curriculum):
+                raise ValueError(f"every curriculum horizon must be a multiple of unroll ({self.unroll}), got "
+                                 f"{list(self.curriculum)}")
+            if list(self.curriculum) != sorted(self.curriculum) or len(self.curriculum) > self.episodes:
+                raise ValueError(f"the curriculum's horizons must not decrease and be at most one per episode, got "
+                                 f"{list(self.curriculum)}")
         if self.clip < 0:
             raise ValueError(f"clip must be >= 0, got {self.clip}")
         if self.schedule not in SCHEDULES:
@@ -150,6 +158,13 @@ def warm_start(rule: nn.Module, source: str) -> None:
         raise ValueError(f"cannot start {rule.config()} from {source}, which holds {other.config()}")
 
 
+def episode_horizon(cfg: TrainConfig, episode: int) -> int:
+    """The steps of training episode ``episode``: the curriculum's stage's horizon, else ``horizon``."""
+    if not cfg.curriculum:
+        return cfg.horizon
+    return cfg.curriculum[min(episode * len(cfg.curriculum) // cfg.episodes, len(cfg.curriculum) - 1)]
+
+
 def _lr(cfg: TrainConfig, episode: int) -> float:
     if cfg.schedule == "cosine":
         return cfg.meta_lr * 0.5 * (1 + math.cos(math.pi * episode / cfg.episodes))
@@ -208,7 +223,7 @@ def meta_train(
         resumed = folder.open(config, resume=resume, progress=progress and world.main) if world.main else None
         comm.barrier()  # process 0 has checked and prepared the folder
         if resumed or (resumed is None and resume and folder.has_state()):
-            best, avg, saved = folder.load_state(rule, opt, config, asdict(TrainConfig()))
+            best, avg, saved = folder.load_state(rule, opt, config, checkpoint.jsonable(asdict(TrainConfig())))
             state = TrainState(**saved)
         comm.check_same(state.episode, f"the episode to resume {folder.path} from; every process must read the "
                         f"run folder (on several machines, put --out on a file system they share)")
@@ -218,8 +233,10 @@ def meta_train(
         state.processes.append({"episode": state.episode, "processes": world.size})
     estimator = estimator if estimator is not None else estimators.make(cfg)
 
-    val_task = narrow(family.sample("validation", 0, cfg.val_problems), *val_mine).to(device)
-    truncations = cfg.horizon // cfg.unroll
+    # the validation problems: one set, or one per member of a family that has several (l2o.tasks.mixture)
+    val_sets = family.validation_sets(cfg.val_problems) if hasattr(family, "validation_sets") else \
+        {"": family.sample("validation", 0, cfg.val_problems)}
+    val_sets = {k: narrow(t, *val_mine).to(device) for k, t in val_sets.items()}
     end = cfg.episodes if stop_after is None else min(cfg.episodes, state.episode + stop_after)
     bar = tqdm(total=cfg.episodes, initial=state.episode, disable=not (progress and world.main), desc="meta-train",
                unit="ep")
@@ -230,8 +247,9 @@ def meta_train(
         current = copy.deepcopy(rule.state_dict()) if avg else None
         if avg:
             rule.load_state_dict(avg)
-        losses = unroll(rule, val_task, cfg.val_steps or cfg.horizon).losses
-        value = score(comm.gather_problems(losses, cfg.val_problems), cfg.val_metric)
+        values = [score(comm.gather_problems(unroll(rule, t, cfg.val_steps or cfg.horizon).losses, cfg.val_problems),
+                        cfg.val_metric) for t in val_sets.values()]
+        value = sum(values) / len(values)
         if value < state.best_metric:
             state.best_metric, state.best_episode = value, state.episode
             best.update(copy.deepcopy(rule.state_dict()))
@@ -268,7 +286,7 @@ def meta_train(
                 return loss if weight == 1 else loss * weight
 
             carry = estimator.start(rule, task, problem_seed(cfg.seed, state.episode))
-            for k in range(truncations):
+            for k in range(episode_horizon(cfg, state.episode) // cfg.unroll):
                 opt.zero_grad(set_to_none=True)
                 loss, carry = estimator.estimate(rule, task, carry, k, episode_objective)
                 has_grads = any(p.grad is not None for p in rule.parameters())
