@@ -51,25 +51,37 @@ class GradientEstimator(Protocol):
 
 class TruncatedBPTT:
     """Truncated backpropagation through time (Andrychowicz et al. 2016): unroll ``unroll`` steps
-    differentiably, back-propagate the meta-loss through them, carry θ and the state on, detached."""
+    differentiably, back-propagate the meta-loss through them, carry θ and the state on, detached.
+
+    ``teacher``: a hand-designed rule to imitate (Chen et al. 2020): it steps beside the learned rule on the same
+    gradients, and ``imitation`` × the mean relative squared distance between their updates is passed to the
+    objective as an extra term of the meta-loss."""
 
     name = "tbptt"
 
-    def __init__(self, unroll: int, second_order: bool = False):
+    def __init__(self, unroll: int, second_order: bool = False, teacher=None, imitation: float = 0.0):
         self.unroll, self.second_order = unroll, second_order
+        self.teacher, self.imitation = teacher, imitation
 
-    def start(self, rule: nn.Module, task: Task, seed: int = 0) -> tuple[dict, Any]:
+    def start(self, rule: nn.Module, task: Task, seed: int = 0) -> tuple:
         params = task.init_params()
-        return params, rule.init(params)
+        if self.teacher is None:
+            return params, rule.init(params)
+        return params, rule.init(params), self.teacher.init(params)
 
     def estimate(self, rule, task, carry, truncation, objective):
-        params, state = carry
+        params, state = carry[:2]
+        teacher = (self.teacher, carry[2]) if self.teacher is not None else None
         out = unroll(rule, task, self.unroll, params=params, state=state, start=truncation * self.unroll,
-                     meta=True, second_order=self.second_order)
-        loss = objective(out.losses, truncation)
+                     meta=True, second_order=self.second_order, teacher=teacher)
+        if teacher is None:
+            loss = objective(out.losses, truncation)
+        else:
+            loss = objective(out.losses, truncation, self.imitation * out.imitation.mean())
         if bool(torch.isfinite(loss)):
             loss.backward()
-        return loss.detach(), (detach(out.params), detach(out.state))
+        nxt = (detach(out.params), detach(out.state))
+        return loss.detach(), nxt if teacher is None else (*nxt, detach(out.teacher_state))
 
 
 class PES:
@@ -132,4 +144,9 @@ def make(cfg) -> GradientEstimator:
     """The estimator a run's settings name (``TrainConfig.estimator``)."""
     if cfg.estimator == "pes":
         return PES(cfg.unroll, cfg.pes_sigma, cfg.pes_pairs)
+    if cfg.imitate:
+        from l2o.rules import make_rule
+
+        name, _, lr = cfg.imitate.partition(":")
+        return TruncatedBPTT(cfg.unroll, cfg.second_order, make_rule(name, lr=float(lr)), cfg.imitate_weight)
     return TruncatedBPTT(cfg.unroll, cfg.second_order)

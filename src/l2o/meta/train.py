@@ -72,6 +72,8 @@ class TrainConfig:
     estimator: str = "tbptt"  # the meta-gradient: "tbptt" (truncated BPTT, the paper's) or "pes" (l2o.meta.estimators)
     pes_sigma: float = 0.01  # PES: the standard deviation of the perturbations of φ
     pes_pairs: int = 8  # PES: antithetic pairs of particles
+    imitate: str = ""  # "NAME:LR", e.g. "adam:0.001": imitate that baseline's updates as an extra meta-loss term (Chen et al. 2020; truncated BPTT)
+    imitate_weight: float = 1.0  # the imitation term's weight (relative squared distance between the updates)
     curriculum: tuple[int, ...] = ()  # horizons of the training episodes by stage, each stage an equal share of the episodes (Chen et al. 2020); none: always `horizon`
 
     def __post_init__(self):
@@ -90,6 +92,17 @@ class TrainConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 1.0):
                 raise ValueError(f"{name} must be a finite number >= 1, got {value}")
+        if self.imitate:
+            name, _, lr = self.imitate.partition(":")
+            from l2o.rules.baselines import BASELINES
+
+            try:
+                ok = name in BASELINES and float(lr) > 0
+            except ValueError:
+                ok = False
+            if not ok or self.estimator != "tbptt" or self.imitate_weight < 0:
+                raise ValueError(f"imitate must be NAME:LR with NAME one of {', '.join(BASELINES)} and LR > 0, with "
+                                 f"truncated BPTT and imitate_weight >= 0; got {self.imitate!r}")
         if self.curriculum:
             if any(h < self.unroll or h % self.unroll for h in self.curriculum):
                 raise ValueError(f"every curriculum horizon must be a multiple of unroll ({self.unroll}), got "
@@ -281,8 +294,9 @@ def meta_train(
                 group["lr"] = _lr(cfg, state.episode)
             task, scale = training_task(family, cfg, state.episode, part=mine, device=device)
 
-            def episode_objective(losses, truncation, scale=scale):
+            def episode_objective(losses, truncation, extra=None, scale=scale):
                 loss = objective.meta_loss(losses, cfg, truncation, scale)
+                loss = loss if extra is None else loss + extra  # e.g. the imitation term
                 return loss if weight == 1 else loss * weight
 
             carry = estimator.start(rule, task, problem_seed(cfg.seed, state.episode))

@@ -31,6 +31,8 @@ class Unrolled:
     losses: Tensor  # (steps + 1, num_problems): f(θ_start), …, f(θ_{start+steps})
     params: Params  # θ_{start+steps}
     state: Any  # the rule's state after the last update
+    imitation: Tensor | None = None  # (steps, num_problems) with a teacher: Σ(u − u_teacher)² / Σ u_teacher² per step
+    teacher_state: Any = None  # the teacher's state after the last update
 
 
 def unroll(
@@ -44,9 +46,12 @@ def unroll(
     meta: bool = False,
     second_order: bool = False,
     callback: Callable[[int, Tensor], None] | None = None,
+    teacher: tuple[UpdateRule, Any] | None = None,
 ) -> Unrolled:
     """Run ``rule`` on ``task`` for ``steps`` updates from ``params`` (default θ_0) and ``state``;
-    ``callback(i, loss)``, if given, is called with each step's losses (i = 0 … steps), e.g. for a progress bar."""
+    ``callback(i, loss)``, if given, is called with each step's losses (i = 0 … steps), e.g. for a progress bar.
+    ``teacher`` = (a rule, its state): it steps beside ``rule`` on the same gradients (never moving θ), and each
+    step's relative squared distance between the two rules' updates is recorded (imitation, Chen et al. 2020)."""
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     if second_order and not meta:
@@ -55,7 +60,8 @@ def unroll(
         params = task.init_params()
     if state is None:
         state = rule.init(params)
-    losses = []
+    losses, imitation = [], []
+    teacher_rule, teacher_state = teacher if teacher is not None else (None, None)
     with torch.enable_grad():
         for i in range(steps + 1):
             if not meta or not all(p.requires_grad for p in params.values()):
@@ -70,13 +76,28 @@ def unroll(
                 loss.sum(), list(params.values()), retain_graph=meta, create_graph=second_order
             )
             grads = dict(zip(params, grads))
+            if teacher_rule is not None:
+                with torch.no_grad():
+                    taught, teacher_state = teacher_rule.update({k: g.detach() for k, g in grads.items()},
+                                                                teacher_state)
             if meta:
                 updates, state = rule.update(grads, state)
+                if teacher_rule is not None:
+                    imitation.append(_distance(updates, taught))
                 params = apply_updates(params, updates)
             else:
                 with torch.no_grad():
                     updates, state = rule.update(grads, state)
+                    if teacher_rule is not None:
+                        imitation.append(_distance(updates, taught))
                     params = apply_updates(params, updates)
     if not meta:
         params = {k: p.detach() for k, p in params.items()}
-    return Unrolled(torch.stack(losses), params, state)
+    return Unrolled(torch.stack(losses), params, state, torch.stack(imitation) if imitation else None, teacher_state)
+
+
+def _distance(updates: Params, taught: Params) -> Tensor:
+    """(B,) Σ (u − u_teacher)² / Σ u_teacher² over each problem's coordinates: scale-free."""
+    num = sum((updates[k] - taught[k]).pow(2).flatten(1).sum(1) for k in updates)
+    den = sum(taught[k].pow(2).flatten(1).sum(1) for k in updates)
+    return num / (den + 1e-30)
