@@ -6,8 +6,9 @@ Tolerance: on the machine, torch version and kernel build that recorded them the
 vector instructions, another BLAS); the tolerance is ten times the gap between the two implementations
 measured on the recording machine, which is what a change of rounding alone does: the mean loss at each
 recorded step within 1e-4 (quadratic; the gap is 6e-6) or 1e-2 (MNIST, whose minibatch training amplifies
-rounding more; the gap is 1.2e-3) relative. Changing the weights, the preprocessing or the update moves them
-by far more (see test_a_changed_optimizer_is_caught).
+rounding more; the gap is 1.2e-3) relative. What that lets through, measured: one output weight of the shipped
+quadratic optimizer nudged by 1 % moves its mean loss by 8e-5 (caught on the recording machine, not elsewhere),
+by 5 % moves it by 5e-4 (caught everywhere: test_a_changed_optimizer_is_caught).
 """
 
 import json
@@ -32,9 +33,10 @@ def _same_machine(implementation: str) -> bool:
     return all(now[k] == then[k] for k in keys)
 
 
-def _check(name: str, implementation: str, got: dict) -> None:
+def _check(name: str, implementation: str, got: dict, rtol: float | None = None) -> None:
     recorded = GOLDEN[name][implementation]
-    rtol = 1e-9 if _same_machine(implementation) else ELSEWHERE_RTOL[name]
+    if rtol is None:
+        rtol = 1e-9 if _same_machine(implementation) else ELSEWHERE_RTOL[name]
     for step, value in recorded["mean"].items():
         assert got["mean"][step] == pytest.approx(value, rel=rtol), (name, implementation, step, rtol)
     if _same_machine(implementation):
@@ -52,7 +54,8 @@ def test_shipped_optimizer_reproduces_its_recorded_losses(name, implementation):
 
 
 def test_a_changed_optimizer_is_caught(monkeypatch):
-    """One weight of the shipped quadratic optimizer nudged by 1 %: the golden check fails."""
+    """One weight of the shipped quadratic optimizer nudged by 5 %: the golden check fails, even at the tolerance
+    used on other machines."""
     from l2o import checkpoint
 
     original = checkpoint.load_rule
@@ -60,10 +63,10 @@ def test_a_changed_optimizer_is_caught(monkeypatch):
     def nudged(*args, **kwargs):
         rule = original(*args, **kwargs)
         with torch.no_grad():
-            rule.out.weight[0, 0] *= 1.01
+            rule.out.weight[0, 0] *= 1.05
         return rule
 
     monkeypatch.setattr(shipped, "load_rule", nudged)
     got = shipped.measure("quadratic", "torch")
     with pytest.raises(AssertionError):
-        _check("quadratic", "torch", got)
+        _check("quadratic", "torch", got, rtol=ELSEWHERE_RTOL["quadratic"])
