@@ -10,6 +10,11 @@ coordinate, ``(N, hidden_size)`` per layer, and no two coordinates ever share a 
     h²_t, c²_t = LSTMCell²(h¹_t, h²_{t−1}, c²_{t−1})
     g_t = output_scale · (W h²_t + b)             (N,)    the update: θ_{t+1} = θ_t + g_t
 
+With ``moments`` (decays β, e.g. (0.5, 0.9, 0.99)), the LSTM also sees scale-free features of the gradient's
+history (RNNprop, Lv et al. 2017; several decays as Metz et al. 2022): ∇_t / √v̂_t and m̂_β,t / √v̂_t for each β,
+with m_β and v the bias-corrected moving averages of ∇ and ∇² (v at 0.999), kept per coordinate in the state.
+``gradient_input=False`` drops the gradient itself, leaving inputs that do not change when the loss is scaled.
+
 The cells live in an ``nn.ModuleList`` so the meta-optimizer sees every weight (a plain Python list
 hides them: a bug of a popular port of the paper).
 
@@ -48,6 +53,8 @@ class LSTMConfig:
     output_scale: float = 0.1  # multiplies the linear output (paper: 0.1 MNIST, 1 quadratics)
     output_init: float = 0.1  # the output layer's initial weights are scaled by this (small first steps)
     gac: int = 0  # global averaging cells per layer (paper App. D): their h is averaged over each optimizee
+    moments: tuple[float, ...] = ()  # decays of momentum inputs m̂/√v̂ (with ∇/√v̂): RNNprop-style, scale-free inputs
+    gradient_input: bool = True  # the (preprocessed) gradient is an input; off (with moments): only scale-free ones
 
     def __post_init__(self):
         if self.hidden_size < 1 or self.num_layers < 1:
@@ -58,11 +65,36 @@ class LSTMConfig:
             raise ValueError(f"p must be > 0, got {self.p}")
         if self.output_scale <= 0 or self.input_scale <= 0:
             raise ValueError("output_scale and input_scale must be > 0")
+        object.__setattr__(self, "moments", tuple(float(b) for b in self.moments))  # from JSON: a list
+        if any(not 0 <= b < 1 for b in self.moments):
+            raise ValueError(f"moments are decays in [0, 1), got {list(self.moments)}")
+        if not (self.gradient_input or self.moments):
+            raise ValueError("gradient_input=False needs moments (the LSTM needs some input)")
+
+    @property
+    def input_size(self) -> int:
+        size = (2 if self.preprocess else 1) if self.gradient_input else 0
+        return size + (1 + len(self.moments) if self.moments else 0)
 
 
 class LSTMState(NamedTuple):
     h: tuple[Tensor, ...]  # per layer, (N, hidden_size)
     c: tuple[Tensor, ...]
+    m: tuple[Tensor, ...] = ()  # with moments: per decay, (N,) the moving average of ∇
+    v: tuple[Tensor, ...] = ()  # with moments: ((N,) the moving average of ∇²,)
+    t: tuple[Tensor, ...] = ()  # with moments: ((N,) steps taken,), for the bias correction
+
+    def rows(self, start: int, end: int) -> "LSTMState":
+        """Rows ``start`` … ``end − 1`` of every tensor (views)."""
+        return LSTMState(*(tuple(x[start:end] for x in part) for part in self))
+
+    @staticmethod
+    def cat(parts: list["LSTMState"]) -> "LSTMState":
+        """The states of consecutive rows, concatenated (one copy)."""
+        return LSTMState(*(tuple(torch.cat(xs) for xs in zip(*fields)) for fields in zip(*parts)))
+
+
+SECOND_MOMENT = 0.999  # the decay of v, as Adam's default
 
 
 def flatten(tensors: Params) -> Tensor:
@@ -120,7 +152,7 @@ class LSTMRule(nn.Module):
         super().__init__()
         self.cfg = config if config is not None else LSTMConfig(**overrides)
         H, L = self.cfg.hidden_size, self.cfg.num_layers
-        in_size = 2 if self.cfg.preprocess else 1
+        in_size = self.cfg.input_size
         self.cells = nn.ModuleList(nn.LSTMCell(in_size if i == 0 else H, H) for i in range(L))
         self.out = nn.Linear(H, 1)
         self.reset_parameters()
@@ -141,6 +173,8 @@ class LSTMRule(nn.Module):
                     f"of {self.cfg.hidden_size}")
         if self.cfg.gac:
             return "the kernel has no global averaging cells"
+        if self.cfg.moments or not self.cfg.gradient_input:
+            return "the kernel takes the gradient alone as input (no moments)"
         w = self.out.weight
         if w.device.type != "cpu" or w.dtype != torch.float32:
             return f"the kernel runs float32 on the CPU, this rule's weights are {w.dtype} on {w.device}"
@@ -175,8 +209,11 @@ class LSTMRule(nn.Module):
 
     def config(self) -> dict:
         settings = asdict(self.cfg)
-        if not settings["gac"]:  # the plain LSTM's settings read as they always did
-            del settings["gac"]
+        for name in ("gac", "moments"):  # the plain LSTM's settings read as they always did
+            if not settings[name]:
+                del settings[name]
+        if settings["gradient_input"]:
+            del settings["gradient_input"]
         return {"name": self.name, **settings}
 
     def inputs(self, grad: Tensor) -> Tensor:
@@ -188,7 +225,11 @@ class LSTMRule(nn.Module):
         """State for ``n`` coordinates."""
         zeros = lambda: torch.zeros(n, self.cfg.hidden_size, device=device, dtype=dtype)  # noqa: E731
         L = self.cfg.num_layers
-        return LSTMState(tuple(zeros() for _ in range(L)), tuple(zeros() for _ in range(L)))
+        if not self.cfg.moments:
+            return LSTMState(tuple(zeros() for _ in range(L)), tuple(zeros() for _ in range(L)))
+        flat = lambda: torch.zeros(n, device=device, dtype=dtype)  # noqa: E731
+        return LSTMState(tuple(zeros() for _ in range(L)), tuple(zeros() for _ in range(L)),
+                         tuple(flat() for _ in self.cfg.moments), (flat(),), (flat(),))
 
     def init(self, params: Params) -> LSTMState:
         first = next(iter(params.values()))
@@ -217,7 +258,7 @@ class LSTMRule(nn.Module):
                 if out is not None and not any(t.requires_grad for t in (h1, c1, h2, c2)):
                     return update, out
                 return update, LSTMState((h1, h2), (c1, c2))
-        x = self.inputs(grad)
+        x, extra = self._features(grad, state)
         hs, cs = [], []
         for cell, h, c in zip(self.cells, state.h, state.c):
             h, c = run_cell(cell, x, h, c)
@@ -227,23 +268,33 @@ class LSTMRule(nn.Module):
             cs.append(c)
             x = h
         update = self.out(x).squeeze(-1) * self.cfg.output_scale
-        return update, LSTMState(tuple(hs), tuple(cs))
+        return update, LSTMState(tuple(hs), tuple(cs), *extra)
+
+    def _features(self, grad: Tensor, state: LSTMState) -> tuple[Tensor, tuple]:
+        """The LSTM's input (N, input_size) and the moments' next state ((m…), (v,), (t,)), empty without."""
+        x = self.inputs(grad) if self.cfg.gradient_input else grad.new_zeros(grad.shape[0], 0)
+        if not self.cfg.moments:
+            return x, ()
+        g = grad.detach() if not torch.is_grad_enabled() else grad
+        t = state.t[0] + 1
+        v = SECOND_MOMENT * state.v[0] + (1 - SECOND_MOMENT) * g * g
+        root = (v / (1 - SECOND_MOMENT ** t)).sqrt() + 1e-8
+        ms = tuple(b * m + (1 - b) * g for b, m in zip(self.cfg.moments, state.m))
+        feats = [g / root] + [m / (1 - b ** t) / root for b, m in zip(self.cfg.moments, ms)]
+        return torch.cat([x, torch.stack(feats, dim=1)], dim=1), (ms, (v,), (t,))
 
     def split_state(self, state: LSTMState, params: Params) -> dict[str, LSTMState]:
         """Each parameter's share of ``state`` (views of its rows), for keeping per-parameter state."""
         out, start = {}, 0
         for name, t in params.items():
             n = t.numel()
-            out[name] = LSTMState(tuple(h[start:start + n] for h in state.h), tuple(c[start:start + n] for c in state.c))
+            out[name] = state.rows(start, start + n)
             start += n
         return out
 
     def join_state(self, parts: dict[str, LSTMState], params: Params) -> LSTMState:
         """The state of ``params`` from each parameter's share (the inverse of ``split_state``; one copy)."""
-        ordered = [parts[name] for name in params]
-        L = self.cfg.num_layers
-        return LSTMState(tuple(torch.cat([s.h[i] for s in ordered]) for i in range(L)),
-                         tuple(torch.cat([s.c[i] for s in ordered]) for i in range(L)))
+        return LSTMState.cat([parts[name] for name in params])
 
     def _average(self, h: Tensor, problems: tuple[Tensor, Tensor] | None) -> Tensor:
         """The first ``gac`` units of h replaced by their mean over the coordinates of each optimizee."""

@@ -1,0 +1,67 @@
+"""The LSTM's momentum inputs (RNNprop-style): scale-free features of the gradient's history, kept in the state."""
+
+import pytest
+import torch
+
+from l2o import LearnedOptimizer
+from l2o.checkpoint import load_rule, save_rule
+from l2o.meta.train import TrainConfig, meta_train
+from l2o.rules.lstm import LSTMConfig, LSTMRule
+from l2o.tasks.quadratic import QuadraticConfig, QuadraticFamily
+
+
+def test_plain_settings_and_state_are_unchanged_and_the_kernel_is_declined():
+    plain = LSTMRule(implementation="torch")
+    assert "moments" not in plain.config() and "gradient_input" not in plain.config()
+    assert len(plain.init({"w": torch.zeros(2, 3)})) == 5 and plain.init({"w": torch.zeros(2, 3)}).m == ()
+    rule = LSTMRule(moments=(0.5, 0.9))
+    assert rule.implementation == "torch" and rule.cells[0].input_size == 2 + 3
+    assert rule.config()["moments"] == (0.5, 0.9)
+    with pytest.raises(ValueError, match="decays in"):
+        LSTMConfig(moments=(1.0,))
+    with pytest.raises(ValueError, match="needs moments"):
+        LSTMConfig(gradient_input=False)
+
+
+def test_the_moments_are_adams_and_without_the_gradient_the_rule_ignores_the_losss_scale():
+    torch.manual_seed(0)
+    rule = LSTMRule(moments=(0.9,), gradient_input=False)
+    params = {"w": torch.zeros(2, 5)}
+    grads = [torch.randn(2, 5) for _ in range(4)]
+    state, scaled_state = rule.init(params), rule.init(params)
+    m = v = torch.zeros(10)
+    with torch.no_grad():
+        for t, g in enumerate(grads, 1):
+            u, state = rule.update({"w": g}, state)
+            u1000, scaled_state = rule.update({"w": 1000 * g}, scaled_state)
+            torch.testing.assert_close(u1000["w"], u["w"], rtol=1e-4, atol=1e-6)  # the same step at any scale
+            m, v = 0.9 * m + 0.1 * g.flatten(), 0.999 * v + 0.001 * g.flatten() ** 2
+    torch.testing.assert_close(state.m[0], m)
+    torch.testing.assert_close(state.v[0], v)
+    assert state.t[0].tolist() == [4.0] * 10
+
+
+def test_per_parameter_state_checkpoints_and_meta_training(tmp_path):
+    torch.manual_seed(0)
+    rule = LSTMRule(moments=(0.5, 0.99))
+    params = {"a": torch.randn(3, 4), "b": torch.randn(3)}
+    state = rule.init(params)
+    with torch.no_grad():
+        _, state = rule.update({k: torch.randn_like(v) for k, v in params.items()}, state)
+    parts = rule.split_state(state, params)
+    assert parts["b"].m[1].shape == (3,) and parts["a"].t[0].shape == (12,)
+    joined = rule.join_state(parts, params)
+    assert all(torch.equal(x, y) for a, b in zip(joined, state) for x, y in zip(a, b))
+    save_rule(tmp_path / "m.safetensors", rule)
+    again = load_rule(str(tmp_path / "m.safetensors"))
+    assert again.cfg.moments == (0.5, 0.99)
+    model = torch.nn.Linear(4, 2)
+    opt = LearnedOptimizer(model.parameters(), checkpoint=str(tmp_path / "m.safetensors"))
+    model(torch.randn(8, 4)).pow(2).mean().backward()
+    opt.step()
+    restored = LearnedOptimizer(model.parameters(), checkpoint=str(tmp_path / "m.safetensors"))
+    restored.load_state_dict(opt.state_dict())
+    cfg = TrainConfig(episodes=3, horizon=10, unroll=5, problems=4, val_every=3, val_problems=4)
+    result = meta_train(QuadraticFamily(QuadraticConfig(dim=3)), LSTMRule(moments=(0.9,), output_scale=0.1), cfg,
+                        progress=False)
+    assert result.state.nan_skips == 0 and result.state.episode == 3
