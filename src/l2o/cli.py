@@ -317,6 +317,13 @@ def cmd_art(args) -> None:
             command=shlex.join(["l2o", *args.argv]), implementation=args.implementation)
 
 
+def cmd_long(args) -> None:
+    from l2o.experiments import long
+
+    long.run(args.out, long.Settings(experiment=from_args(args, long.LongConfig)), data_dir=args.data_dir,
+             progress=not args.no_progress, device=_device(args.device), command=shlex.join(["l2o", *args.argv]))
+
+
 def cmd_stylize(args) -> None:
     from l2o.stylize import stylize
     from l2o.tasks.art import ArtConfig
@@ -378,6 +385,17 @@ def build_parser() -> argparse.ArgumentParser:
     _implementation_arg(p)
     _common(p)
     p.set_defaults(fn=cmd_art)
+
+    from l2o.experiments import long
+
+    p = sub.add_parser("long", help="the long-horizon suite: shipped optimizers, Adam at four learning rates, tuned "
+                                    "RMSprop and NAG for 10,000 steps on MLPs (sigmoid, ReLU), the conv net and an "
+                                    "unseen MLP")
+    p.add_argument("--out", default="runs/long", help="output folder (default: runs/long); run again to resume")
+    _data_dir_arg(p)
+    add_dataclass(p, long.LongConfig)
+    _common(p)
+    p.set_defaults(fn=cmd_long)
 
     p = sub.add_parser("sharing", help="coordinates that share information (App. D): LSTM vs LSTM+GAC vs NTM-BFGS "
                                        "(quadratic) or NTM-L-BFGS (mnist), with the tuned baselines")
@@ -519,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = ""
         if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("train", "quadratic"):
             hint = "; once that is fixed, the same command with --resume continues from the last checkpoint"
-        elif isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("mnist", "sharing", "cifar", "art"):
+        elif isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("mnist", "sharing", "cifar", "art", "long"):
             hint = "; once that is fixed, the same command continues from the last checkpoint"
         print(f"l2o: error: {e}{hint}", file=sys.stderr)
         return 2

@@ -1,0 +1,208 @@
+"""The long-horizon suite: learned optimizers and baselines for 10,000 steps, where a 2016-style optimizer meta-trained
+on 100 steps falls apart (issue: an optimizer one can leave running).
+
+Per task, on the same held-out test problems, each optimizer runs ``steps`` steps:
+
+    learned     the shipped optimizers named in ``learned`` that this installation has (e.g. general, mnist)
+    adam (lr)   Adam at each learning rate of ``adam_lrs`` (1e-3, 3e-3, 1e-2, 3e-2): the bar to meet
+    rmsprop, nag  tuned on validation problems over ``tune_steps`` steps
+
+Tasks:
+    mnist_sigmoid   the paper's MNIST MLP, 784-20-10 sigmoid
+    mnist_relu      the same with ReLU
+    conv            the paper's conv net on Fashion-MNIST (28×28×1: the stand-in for CIFAR-10)
+    unseen          an MLP 784-32-32-32-10 with tanh on Fashion-MNIST: a family none of the optimizers trained on
+
+Each (task, optimizer) run is saved as it finishes (``tasks/<task>/<optimizer>.json``: the mean loss over the
+last 1,000 steps, the largest mean loss, non-finite steps, and the curves every ``record_every`` steps), so an
+interrupted suite resumes at the run it was in. ``long.png`` (the curves), ``results.md`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from l2o import checkpoint
+from l2o.experiments import common
+from l2o.meta.unroll import unroll
+from l2o.rules.baselines import Adam
+from l2o.rules.base import implementation_of
+from l2o.tasks.conv import ConvConfig, ConvFamily
+from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
+from l2o.tune import load_tuning, lr_grid, save_tuning, tune, tuned_rules
+
+TASKS = ("mnist_sigmoid", "mnist_relu", "conv", "unseen")
+
+
+@dataclass(frozen=True)
+class LongConfig:
+    steps: int = 10_000  # optimisation steps per run
+    test_problems: int = 8  # held-out test problems per task
+    learned: tuple[str, ...] = ("general", "mnist")  # shipped optimizers to run (the absent ones are skipped, said)
+    adam_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
+    tune_steps: int = 1000  # RMSprop's and NAG's learning rates: tuned over this many steps
+    tune_problems: int = 4
+    window: int = 1000  # "the last steps": the mean loss over the last `window` steps is the headline
+    record_every: int = 10  # the curves kept in the results (every step would be megabytes)
+    only: str = "all"  # "all" or a comma-separated list of tasks
+
+    def __post_init__(self):
+        if not 1 <= self.window <= self.steps or self.record_every < 1 or self.test_problems < 1:
+            raise ValueError("need 1 <= window <= steps, record_every >= 1 and test_problems >= 1")
+
+
+@dataclass
+class Settings:
+    experiment: LongConfig = field(default_factory=LongConfig)
+
+
+def families(s: Settings, data_dir=None) -> dict[str, object]:
+    tasks = {"mnist_sigmoid": lambda: ImageMLPFamily(MLPConfig(), data_dir=data_dir),
+             "mnist_relu": lambda: ImageMLPFamily(MLPConfig(activation="relu"), data_dir=data_dir),
+             "conv": lambda: ConvFamily(ConvConfig(dataset="fashion-mnist"), data_dir=data_dir),
+             "unseen": lambda: ImageMLPFamily(MLPConfig(hidden=(32, 32, 32), activation="tanh"),
+                                              dataset="fashion-mnist", data_dir=data_dir)}
+    wanted = TASKS if s.experiment.only == "all" else tuple(w.strip() for w in s.experiment.only.split(","))
+    unknown = sorted(set(wanted) - set(tasks))
+    if unknown:
+        raise ValueError(f"unknown tasks {unknown}; available: {', '.join(TASKS)}")
+    return {k: tasks[k] for k in wanted}
+
+
+def slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9.]+", "_", label.lower()).strip("_")
+
+
+def run_one(rule, task, e: LongConfig) -> dict:
+    """One optimizer on the task's problems for ``e.steps`` steps: the headline numbers and thinned curves."""
+    if isinstance(rule, torch.nn.Module):
+        rule.eval()
+    started = time.perf_counter()
+    losses = unroll(rule, task, e.steps).losses.double()  # (steps + 1, problems)
+    mean = losses.mean(1)
+    finite = torch.isfinite(losses).all(1)
+    last = mean[-e.window:]
+    keep = list(range(0, e.steps + 1, e.record_every)) + ([e.steps] if e.steps % e.record_every else [])
+    return {
+        "rule": rule.config(), "implementation": implementation_of(rule), "seconds": time.perf_counter() - started,
+        "initial_mean": float(mean[0]), "last_window_mean": float(last.mean()),
+        "final_mean": float(mean[-1]), "max_mean": float(mean.nan_to_num(nan=math.inf).max()),
+        "nonfinite_steps": int((~finite).sum()),
+        # diverged: a non-finite loss anywhere, or the last steps no better than the start
+        "diverged": bool((~finite).any() or not float(last.mean()) < float(mean[0])),
+        "recorded_steps": keep, "mean": [float(mean[i]) for i in keep],
+        "median": [float(losses[i].median()) for i in keep],
+    }
+
+
+def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, progress: bool = True,
+        device: str = "cpu", command: str | None = None, log=print) -> dict:
+    s = settings or Settings()
+    e = s.experiment
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    shipped = checkpoint.pretrained()
+    learned = [name for name in e.learned if name in shipped]
+    missing = [name for name in e.learned if name not in shipped]
+    if missing:
+        log(f"not shipped in this installation, skipped: {', '.join(missing)}")
+    results = {}
+    for name, make in families(s, data_dir).items():
+        family = make()
+        folder = out / "tasks" / name
+        tuning_path = folder / "tuning.json"
+        wanted = {"task": family.config(), "steps": e.tune_steps, "num_problems": e.tune_problems,
+                  "grid": lr_grid(1e-4, 1.0, 2)}
+        if common.fresh(tuning_path, wanted):
+            tuning = load_tuning(tuning_path)
+        else:
+            log(f"{name}: tuning RMSprop and NAG over {e.tune_steps} steps on {e.tune_problems} validation problems")
+            tuning = tune(family, ("rmsprop", "nag"), grid=wanted["grid"], steps=e.tune_steps,
+                          num_problems=e.tune_problems, progress=progress, device=device)
+            save_tuning(tuning, tuning_path)
+        rules = {n: checkpoint.load_rule(n, device=device) for n in learned}
+        rules.update({f"adam (lr {lr:g})": Adam(lr=lr) for lr in e.adam_lrs})
+        rules.update({f"{k} (tuned, lr {r.lr:.3g})": r for k, r in tuned_rules(tuning).items()})
+        task = family.sample("test", 0, e.test_problems).to(device)
+        results[name] = {"description": describe(family), "rules": {}}
+        for label, rule in rules.items():
+            path = folder / f"{slug(label)}.json"
+            expect = {"task": family.config(), "rule": rule.config(), "steps": e.steps,
+                      "num_problems": e.test_problems, "record_every": e.record_every, "window": e.window}
+            if common.fresh(path, expect):
+                r = checkpoint.read_json(path, "results", "task", "")
+            else:
+                log(f"{name}: {label}, {e.steps} steps on {e.test_problems} test problems")
+                r = {**expect, **run_one(rule, task, e)}
+                checkpoint.write_json(path, r)
+            results[name]["rules"][label] = r
+            log(f"    {name:13s} {label:26s} mean over the last {e.window} steps {r['last_window_mean']:.4g}"
+                f"{'  DIVERGED' if r['diverged'] else ''}")
+    summary = {"command": command, "settings": asdict(e), "skipped": missing,
+               "tasks": {k: _headline(v, learned, e) for k, v in results.items()},
+               "total_seconds": round(time.perf_counter() - started, 1), "machine": common.machine(device)}
+    checkpoint.write_json(out / "summary.json", summary)
+    _figure(results, out / "long.png", e)
+    _markdown(results, summary, out, e, log)
+    return summary
+
+
+def describe(family) -> str:
+    cfg = family.cfg
+    if isinstance(cfg, ConvConfig):
+        return f"the paper's conv net on {cfg.dataset}"
+    return f"MLP 784-{'-'.join(map(str, cfg.hidden))}-10 {cfg.activation} on {family.name}"
+
+
+def _headline(task: dict, learned: list[str], e: LongConfig) -> dict:
+    r = task["rules"]
+    adams = {k: v["last_window_mean"] for k, v in r.items() if k.startswith("adam (")}
+    best_adam = min(adams, key=adams.get) if adams else None
+    out = {"description": task["description"], "best_adam": best_adam,
+           "best_adam_last_window_mean": adams.get(best_adam)}
+    for name in learned:
+        out[name] = {"last_window_mean": r[name]["last_window_mean"], "diverged": r[name]["diverged"],
+                     "at_most_best_adam": bool(best_adam and r[name]["last_window_mean"] <= adams[best_adam])}
+    return out
+
+
+def _figure(results: dict, path: Path, e: LongConfig) -> None:
+    import matplotlib.pyplot as plt
+
+    from l2o.plots import _save
+
+    fig, axes = plt.subplots(1, len(results), figsize=(4.4 * len(results), 3.8), squeeze=False)
+    for ax, (name, task) in zip(axes[0], results.items()):
+        for label, r in task["rules"].items():
+            style = "-" if not label.startswith(("adam", "rmsprop", "nag")) else "--"
+            ax.plot(r["recorded_steps"], r["mean"], style, label=label, linewidth=2 if style == "-" else 1)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(f"{name}: {task['description']}", fontsize=9)
+    axes[0][0].set_ylabel(f"mean loss ({e.test_problems} test problems)")
+    axes[0][-1].legend(fontsize=7, frameon=False)
+    _save(fig, path)
+
+
+def _markdown(results: dict, summary: dict, out: Path, e: LongConfig, log) -> None:
+    lines = [f"{e.steps:,} steps on {e.test_problems} held-out test problems per task; the mean loss over the last "
+             f"{e.window:,} steps (diverged: a non-finite loss, or the last steps no better than the start)."]
+    if summary["skipped"]:
+        lines.append(f"Not shipped in this installation, so not run: {', '.join(summary['skipped'])}.")
+    for name, task in results.items():
+        lines += ["", f"### {name}: {task['description']}", "",
+                  f"| optimizer | mean, last {e.window:,} steps | at step {e.steps:,} | largest mean | diverged |",
+                  "|---|---|---|---|---|"]
+        for label, r in sorted(task["rules"].items(), key=lambda kv: kv[1]["last_window_mean"]):
+            lines.append(f"| {label} | {r['last_window_mean']:.4g} | {r['final_mean']:.4g} | {r['max_mean']:.4g} | "
+                         f"{'**yes**' if r['diverged'] else 'no'} |")
+    text = "\n".join(lines) + "\n"
+    checkpoint.atomic_write_text(out / "results.md", text)
+    log(text)

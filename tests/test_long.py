@@ -1,0 +1,40 @@
+"""The long-horizon suite on tiny settings and generated MNIST files."""
+
+import json
+
+import pytest
+
+from l2o.cli import main
+from l2o.experiments import long
+from test_mnist import data  # noqa: F401  (the fixture: small generated MNIST files)
+
+
+def test_the_suite_runs_each_optimizer_once_and_resumes(data, tmp_path, capsys):  # noqa: F811
+    root, _ = data
+    out = tmp_path / "long"
+    args = ["long", "--out", str(out), "--data-dir", str(root), "--steps", "30", "--window", "10", "--record-every",
+            "7", "--test-problems", "2", "--tune-steps", "5", "--tune-problems", "1", "--adam-lrs", "0.001", "0.1",
+            "--learned", "mnist", "general", "--only", "mnist_sigmoid,mnist_relu", "--no-progress"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "not shipped in this installation, skipped: general" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["tasks"]) == {"mnist_sigmoid", "mnist_relu"} and summary["skipped"] == ["general"]
+    head = summary["tasks"]["mnist_relu"]
+    assert head["best_adam"] in ("adam (lr 0.001)", "adam (lr 0.1)") and "mnist" in head
+    runs = sorted(p.name for p in (out / "tasks" / "mnist_relu").glob("*.json"))
+    assert len(runs) == 1 + 1 + 2 + 2 and "tuning.json" in runs  # mnist, two Adams, tuned RMSprop and NAG
+    r = json.loads((out / "tasks" / "mnist_relu" / "mnist.json").read_text())
+    assert r["recorded_steps"] == [0, 7, 14, 21, 28, 30] and len(r["mean"]) == 6 and r["nonfinite_steps"] == 0
+    assert r["diverged"] == (not r["last_window_mean"] < r["initial_mean"])
+    assert (out / "long.png").is_file() and "### mnist_relu" in (out / "results.md").read_text()
+    stamp = (out / "tasks" / "mnist_relu" / "mnist.json").stat().st_mtime_ns
+    assert main(args) == 0  # everything is reused
+    assert (out / "tasks" / "mnist_relu" / "mnist.json").stat().st_mtime_ns == stamp
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match="window <= steps"):
+        long.LongConfig(steps=10, window=20)
+    with pytest.raises(ValueError, match=r"unknown tasks \['cifar'\]"):
+        long.families(long.Settings(long.LongConfig(only="cifar")))
