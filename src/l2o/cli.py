@@ -317,6 +317,15 @@ def cmd_art(args) -> None:
             command=shlex.join(["l2o", *args.argv]), implementation=args.implementation)
 
 
+def cmd_general(args) -> None:
+    from l2o.experiments import general
+
+    settings = general.Settings(rule=from_args(args, LSTMConfig, "lstm-"), train=from_args(args, TrainConfig),
+                                experiment=from_args(args, general.GeneralConfig))
+    general.run(args.out, settings, data_dir=args.data_dir, progress=not args.no_progress,
+                device=_device(args.device), command=shlex.join(["l2o", *args.argv]), implementation=args.implementation)
+
+
 def cmd_long(args) -> None:
     from l2o.experiments import long
 
@@ -386,7 +395,18 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(fn=cmd_art)
 
-    from l2o.experiments import long
+    from l2o.experiments import general, long
+
+    p = sub.add_parser("general", help="meta-train `general` on a mixture of tasks with the long-horizon methods, "
+                                       "and the ablation (--variants general no_moments no_curriculum …)")
+    p.add_argument("--out", default="runs/general", help="output folder (default: runs/general); run again to resume")
+    _data_dir_arg(p)
+    add_dataclass(p, LSTMConfig, "lstm-", general.RULE)
+    add_dataclass(p, TrainConfig, "", general.TRAIN)
+    add_dataclass(p, general.GeneralConfig)
+    _implementation_arg(p)
+    _common(p)
+    p.set_defaults(fn=cmd_general)
 
     p = sub.add_parser("long", help="the long-horizon suite: shipped optimizers, Adam at four learning rates, tuned "
                                     "RMSprop and NAG for 10,000 steps on MLPs (sigmoid, ReLU), the conv net and an "
@@ -511,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # the commands that meta-train, and so run under torchrun (several processes share each episode's problems)
-DISTRIBUTED = ("train", "quadratic", "mnist", "cifar", "art", "sharing")
+DISTRIBUTED = ("train", "quadratic", "mnist", "cifar", "art", "sharing", "general")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -537,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = ""
         if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("train", "quadratic"):
             hint = "; once that is fixed, the same command with --resume continues from the last checkpoint"
-        elif isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("mnist", "sharing", "cifar", "art", "long"):
+        elif isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("mnist", "sharing", "cifar", "art", "long", "general"):
             hint = "; once that is fixed, the same command continues from the last checkpoint"
         print(f"l2o: error: {e}{hint}", file=sys.stderr)
         return 2

@@ -44,7 +44,7 @@ TASKS = ("mnist_sigmoid", "mnist_relu", "conv", "unseen")
 class LongConfig:
     steps: int = 10_000  # optimisation steps per run
     test_problems: int = 8  # held-out test problems per task
-    learned: tuple[str, ...] = ("general", "mnist")  # shipped optimizers to run (the absent ones are skipped, said)
+    learned: tuple[str, ...] = ("general", "mnist")  # shipped optimizers or checkpoints / run folders (absent ones: skipped, said)
     adam_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
     tune_steps: int = 1000  # RMSprop's and NAG's learning rates: tuned over this many steps
     tune_problems: int = 4
@@ -109,8 +109,9 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     shipped = checkpoint.pretrained()
-    learned = [name for name in e.learned if name in shipped]
-    missing = [name for name in e.learned if name not in shipped]
+    present = lambda n: n in shipped or Path(n).is_file() or (Path(n) / "best.safetensors").is_file()  # noqa: E731
+    learned = [name for name in e.learned if present(name)]
+    missing = [name for name in e.learned if not present(name)]
     if missing:
         log(f"not shipped in this installation, skipped: {', '.join(missing)}")
     results = {}

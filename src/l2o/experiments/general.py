@@ -1,0 +1,158 @@
+"""`general`: a learned optimizer meant to be left running, meta-trained on a mixture of tasks with the methods that
+later work found to make learned optimizers stable over long horizons, and the ablation that says which mattered.
+
+The mixture (``members``): MLPs on MNIST of several widths, depths and activations (sigmoid, ReLU, tanh), a ReLU
+MLP on Fashion-MNIST and the paper's conv net on Fashion-MNIST; every problem's parameters rescaled per coordinate
+(``param_scale_spread``). The methods, each an option of meta-training or of the rule:
+
+    moments      momentum inputs at several decays (RNNprop, Lv et al. 2017; Metz et al. 2022)   rule.moments
+    curriculum   episodes lengthened by stage up to 1,000 steps (Chen et al. 2020)              train.curriculum
+    imitation    the distance to Adam's updates as an extra meta-loss term (Chen et al. 2020)   train.imitate
+    scaling      problems rescaled per coordinate                                              train.param_scale_spread
+
+``variants``: "general" (everything on) and "no_<method>" (that one off), each meta-trained into
+OUT/train/<variant> (resumable), then each run for ``check_steps`` steps on held-out problems of the paper's MNIST
+MLP with sigmoid and with ReLU, beside Adam at the long suite's learning rates: OUT/ablation.md, summary.json.
+The full 10,000-step comparison is `l2o long --learned general` once shipped (or `--learned OUT/train/general`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from l2o import checkpoint
+from l2o.experiments import common
+from l2o.experiments.long import LongConfig, run_one
+from l2o.meta.train import TrainConfig, meta_train
+from l2o.plots import plot_history
+from l2o.rules.baselines import Adam
+from l2o.rules.lstm import LSTMConfig, LSTMRule
+from l2o.tasks.conv import ConvConfig, ConvFamily
+from l2o.tasks.mixture import MixtureFamily
+from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
+
+RULE = LSTMConfig(preprocess=True, output_scale=0.01, moments=(0.5, 0.9, 0.99))
+TRAIN = TrainConfig(episodes=300, horizon=1000, unroll=25, curriculum=(100, 200, 500, 1000), problems=2,
+                    meta_lr=1e-3, schedule="cosine", log_loss=True, clip=1.0, val_every=50, val_problems=2,
+                    val_steps=500, val_metric="log_final", param_scale_spread=3.0, imitate="adam:0.001",
+                    imitate_weight=0.1, seed=0)
+METHODS = {"moments": lambda rule, train: (replace(rule, moments=()), train),
+           "curriculum": lambda rule, train: (rule, replace(train, curriculum=())),
+           "imitation": lambda rule, train: (rule, replace(train, imitate="")),
+           "scaling": lambda rule, train: (rule, replace(train, param_scale_spread=1.0))}
+VARIANTS = ("general", *(f"no_{m}" for m in METHODS))
+
+
+@dataclass(frozen=True)
+class GeneralConfig:
+    variants: tuple[str, ...] = ("general",)  # which to meta-train: general, no_moments, no_curriculum, …
+    check_steps: int = 2000  # the ablation's runs on the MNIST MLPs
+    check_problems: int = 4
+
+    def __post_init__(self):
+        unknown = sorted(set(self.variants) - set(VARIANTS))
+        if unknown or not self.variants:
+            raise ValueError(f"unknown variants {unknown}; available: {', '.join(VARIANTS)}")
+
+
+@dataclass
+class Settings:
+    rule: LSTMConfig = RULE
+    train: TrainConfig = TRAIN
+    experiment: GeneralConfig = field(default_factory=GeneralConfig)
+
+
+def members(data_dir=None) -> MixtureFamily:
+    """The tasks `general` is meta-trained on, with their weights (the conv net is the slowest: weighted less)."""
+    mnist = lambda **kw: ImageMLPFamily(MLPConfig(**kw), data_dir=data_dir)  # noqa: E731
+    return MixtureFamily({
+        "mlp_sigmoid": mnist(),
+        "mlp_relu": mnist(activation="relu"),
+        "mlp_wide_relu": mnist(hidden=(64,), activation="relu"),
+        "mlp_deep_tanh": mnist(hidden=(32, 32), activation="tanh"),
+        "fashion_relu": ImageMLPFamily(MLPConfig(activation="relu"), dataset="fashion-mnist", data_dir=data_dir),
+        "conv_fashion": ConvFamily(ConvConfig(dataset="fashion-mnist"), data_dir=data_dir),
+    }, weights=[1, 2, 1, 1, 2, 1])
+
+
+def variant(s: Settings, name: str) -> tuple[LSTMConfig, TrainConfig]:
+    rule, train = s.rule, s.train
+    if name != "general":
+        rule, train = METHODS[name.removeprefix("no_")](rule, train)
+    return rule, train
+
+
+def describe_training(rule: LSTMConfig, train: TrainConfig) -> str:
+    on = [m for m, on in (("moments", bool(rule.moments)), ("curriculum", bool(train.curriculum)),
+                          ("imitation", bool(train.imitate)), ("scaling", train.param_scale_spread > 1))
+          if on]
+    return (f"a mixture of MLPs on MNIST (sigmoid, ReLU, tanh; 1–2 layers, 20–64 units), a ReLU MLP and the conv net "
+            f"on Fashion-MNIST; horizons up to {max(train.curriculum or (train.horizon,))} steps; methods: "
+            f"{', '.join(on) or 'none'}")
+
+
+def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, progress: bool = True,
+        device: str = "cpu", command: str | None = None, log=print, implementation: str = "auto") -> dict:
+    s = settings or Settings()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    family = members(data_dir)
+    trained = {}
+    for name in s.experiment.variants:
+        rule_cfg, train = variant(s, name)
+        folder = out / "train" / name
+        log(f"meta-training {name} into {folder}: {describe_training(rule_cfg, train)}")
+        result = meta_train(family, LSTMRule(rule_cfg, implementation=implementation), train, folder, resume="auto",
+                            progress=progress, device=device,
+                            info={"task": "general", "description": describe_training(rule_cfg, train)})
+        plot_history(folder / "history.csv", folder / "history.png")
+        trained[name] = result
+        log(f"    {name}: {result.state.seconds:.0f} s; best validation at episode {result.state.best_episode}")
+    if not common.only_main_continues():
+        return {}
+
+    e = LongConfig(steps=s.experiment.check_steps, test_problems=s.experiment.check_problems,
+                   window=min(1000, s.experiment.check_steps))
+    checks = {"mnist_sigmoid": ImageMLPFamily(MLPConfig(), data_dir=data_dir),
+              "mnist_relu": ImageMLPFamily(MLPConfig(activation="relu"), data_dir=data_dir)}
+    table = {}
+    for task_name, task_family in checks.items():
+        task = task_family.sample("test", 0, e.test_problems).to(device)
+        rules = {name: r.rule for name, r in trained.items()}
+        rules.update({f"adam (lr {lr:g})": Adam(lr=lr) for lr in e.adam_lrs})
+        table[task_name] = {}
+        for label, rule in rules.items():
+            path = out / "ablation" / task_name / f"{label.replace(' ', '_').replace('(', '').replace(')', '')}.json"
+            expect = {"task": task_family.config(), "rule": rule.config(), "steps": e.steps,
+                      "num_problems": e.test_problems,
+                      "learned_sha256": common.weights_sha(rule) if label in trained else None}
+            if common.fresh(path, expect):
+                r = checkpoint.read_json(path, "results", "task", "")
+            else:
+                log(f"{task_name}: {label}, {e.steps} steps")
+                r = {**expect, **run_one(rule, task, e)}
+                checkpoint.write_json(path, r)
+            table[task_name][label] = r
+    summary = {"command": command, "variants": {
+                   name: {"meta_train_seconds": round(r.state.seconds, 1), "best_episode": r.state.best_episode,
+                          "description": describe_training(*variant(s, name))} for name, r in trained.items()},
+               "ablation": {t: {k: {"last_window_mean": v["last_window_mean"], "diverged": v["diverged"]}
+                                for k, v in rows.items()} for t, rows in table.items()},
+               "check": asdict(e), "settings": {"rule": asdict(s.rule), "train": asdict(s.train)},
+               "total_seconds": round(time.perf_counter() - started, 1), "machine": common.machine(device)}
+    checkpoint.write_json(out / "summary.json", summary)
+    lines = [f"Each variant for {e.steps:,} steps on {e.test_problems} held-out problems; the mean loss over the last "
+             f"{e.window:,} steps (diverged: non-finite, or no better than the start).", "",
+             "| optimizer | " + " | ".join(table) + " | meta-training |", "|---|" + "---|" * (len(table) + 1)]
+    for label in next(iter(table.values())):
+        cells = [f"{table[t][label]['last_window_mean']:.4g}" + (" (diverged)" if table[t][label]["diverged"] else "")
+                 for t in table]
+        seconds = f"{trained[label].state.seconds / 3600:.2f} h" if label in trained else ""
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {seconds} |")
+    text = "\n".join(lines) + "\n"
+    checkpoint.atomic_write_text(out / "ablation.md", text)
+    log(text)
+    return summary

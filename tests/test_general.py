@@ -1,0 +1,45 @@
+"""The `general` experiment on tiny settings: variants with one method off each, and the ablation table."""
+
+import json
+
+import pytest
+
+from l2o.experiments import general
+from l2o.meta.train import TrainConfig
+from l2o.rules.lstm import LSTMConfig
+from l2o.tasks.mixture import MixtureFamily
+from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
+from test_mnist import data  # noqa: F401  (the fixture: small generated MNIST files)
+
+
+def test_variants_switch_one_method_off_each():
+    s = general.Settings()
+    assert general.variant(s, "general") == (general.RULE, general.TRAIN)
+    rule, train = general.variant(s, "no_moments")
+    assert rule.moments == () and train == general.TRAIN
+    assert general.variant(s, "no_curriculum")[1].curriculum == ()
+    assert general.variant(s, "no_imitation")[1].imitate == ""
+    assert general.variant(s, "no_scaling")[1].param_scale_spread == 1.0
+    assert "methods: moments, curriculum, imitation, scaling" in general.describe_training(*general.variant(s, "general"))
+    with pytest.raises(ValueError, match=r"unknown variants \['no_luck'\]"):
+        general.GeneralConfig(variants=("no_luck",))
+
+
+def test_the_experiment_trains_the_variants_and_tabulates_the_ablation(data, tmp_path, monkeypatch):  # noqa: F811
+    root, _ = data
+    monkeypatch.setattr(general, "members", lambda data_dir=None: MixtureFamily(
+        {"sigmoid": ImageMLPFamily(MLPConfig(batch_size=8), data_dir=root),
+         "relu": ImageMLPFamily(MLPConfig(batch_size=8, activation="relu"), data_dir=root)}))
+    s = general.Settings(
+        rule=LSTMConfig(moments=(0.9,), output_scale=0.01),
+        train=TrainConfig(episodes=2, horizon=10, unroll=5, curriculum=(5, 10), problems=1, val_every=2,
+                          val_problems=1, imitate="adam:0.001", imitate_weight=0.1),
+        experiment=general.GeneralConfig(variants=("general", "no_curriculum"), check_steps=12, check_problems=2))
+    summary = general.run(tmp_path, s, data_dir=root, progress=False, log=lambda *a: None)
+    assert set(summary["variants"]) == {"general", "no_curriculum"}
+    assert set(summary["ablation"]["mnist_relu"]) == {"general", "no_curriculum", "adam (lr 0.001)", "adam (lr 0.003)",
+                                                     "adam (lr 0.01)", "adam (lr 0.03)"}
+    config = json.loads((tmp_path / "train" / "no_curriculum" / "config.json").read_text())
+    assert config["train"]["curriculum"] == [] and config["rule"]["moments"] == [0.9]
+    assert config["task"]["name"] == "mixture"
+    assert "| no_curriculum |" in (tmp_path / "ablation.md").read_text()
