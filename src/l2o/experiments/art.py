@@ -79,13 +79,7 @@ class Settings:
 def eval_tasks(s: Settings) -> dict[str, ArtConfig]:
     """Every evaluation setting: name -> the task's settings."""
     tasks = {"train_style": s.task, "new_style": replace(s.task, size=s.experiment.test_size, style=TEST_STYLE)}
-    if s.experiment.only != "all":
-        wanted = [w.strip() for w in s.experiment.only.split(",")]
-        unknown = sorted(set(wanted) - set(tasks))
-        if unknown:
-            raise ValueError(f"unknown settings {unknown}; available: {', '.join(tasks)}")
-        tasks = {k: v for k, v in tasks.items() if k in wanted}
-    return tasks
+    return common.select(tasks, s.experiment.only, "settings")
 
 
 def network_name(cfg: ArtConfig) -> str:

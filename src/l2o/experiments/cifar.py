@@ -79,13 +79,7 @@ def eval_tasks(s: Settings) -> dict[str, tuple[ConvConfig | MLPConfig, int]]:
              "two": (replace(s.task, labels=TWO), steps),
              "torch_layers": (replace(s.task, labels=(), init="torch", bn_scale=True), steps),
              "mnist_mlp": (MLPConfig(), s.experiment.mlp_steps)}
-    if s.experiment.only != "all":
-        wanted = [w.strip() for w in s.experiment.only.split(",")]
-        unknown = sorted(set(wanted) - set(tasks))
-        if unknown:
-            raise ValueError(f"unknown tasks {unknown}; available: {', '.join(tasks)}")
-        tasks = {k: v for k, v in tasks.items() if k in wanted}
-    return tasks
+    return common.select(tasks, s.experiment.only, "tasks")
 
 
 def describe(cfg: ConvConfig | MLPConfig, steps: int | None = None) -> str:

@@ -90,6 +90,18 @@ def headline(results: dict, learned: str) -> dict:
             "steps": results["steps"], "num_problems": results["num_problems"]}
 
 
+def select(tasks: dict, only: str, what: str = "tasks") -> dict:
+    """``tasks`` restricted to ``only`` ("all", or a comma-separated list of their names); a clear error for a
+    name that is not one of them."""
+    if only == "all":
+        return tasks
+    wanted = [w.strip() for w in only.split(",")]
+    unknown = sorted(set(wanted) - set(tasks))
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; available: {', '.join(tasks)}")
+    return {k: v for k, v in tasks.items() if k in wanted}
+
+
 def only_main_continues() -> bool:
     """After meta-training: under torchrun, process 0 goes on alone (tuning, evaluation and figures are cheap next
     to meta-training) and the others stop; without torchrun, True."""

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from l2o import checkpoint
 from l2o.experiments import common
-from l2o.experiments.long import LongConfig, run_one
+from l2o.experiments.long import LongConfig, cached_run, slug
 from l2o.meta.train import TrainConfig, meta_train
 from l2o.plots import plot_history
 from l2o.rules.baselines import Adam
@@ -144,17 +144,8 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         rules.update({f"adam (lr {lr:g})": Adam(lr=lr) for lr in e.adam_lrs})
         table[task_name] = {}
         for label, rule in rules.items():
-            path = out / "ablation" / task_name / f"{label.replace(' ', '_').replace('(', '').replace(')', '')}.json"
-            expect = {"task": task_family.config(), "rule": rule.config(), "steps": e.steps,
-                      "num_problems": e.test_problems,
-                      "learned_sha256": common.weights_sha(rule) if label in trained else None}
-            if common.fresh(path, expect):
-                r = checkpoint.read_json(path, "results", "task", "")
-            else:
-                log(f"{task_name}: {label}, {e.steps} steps")
-                r = {**expect, **run_one(rule, task, e)}
-                checkpoint.write_json(path, r)
-            table[task_name][label] = r
+            table[task_name][label] = cached_run(out / "ablation" / task_name / f"{slug(label)}.json", task_family,
+                                                 rule, task, e, log, f"{task_name}: {label}, {e.steps} steps")
     summary = {"command": command, "variants": {
                    name: {"meta_train_seconds": round(r.state.seconds, 1), "best_episode": r.state.best_episode,
                           "description": describe_training(*variant(s, name))} for name, r in trained.items()},

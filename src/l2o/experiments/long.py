@@ -68,11 +68,7 @@ def families(s: Settings, data_dir=None) -> dict[str, object]:
              "conv": lambda: ConvFamily(ConvConfig(dataset="fashion-mnist"), data_dir=data_dir),
              "unseen": lambda: ImageMLPFamily(MLPConfig(hidden=(32, 32, 32), activation="tanh"),
                                               dataset="fashion-mnist", data_dir=data_dir)}
-    wanted = TASKS if s.experiment.only == "all" else tuple(w.strip() for w in s.experiment.only.split(","))
-    unknown = sorted(set(wanted) - set(tasks))
-    if unknown:
-        raise ValueError(f"unknown tasks {unknown}; available: {', '.join(TASKS)}")
-    return {k: tasks[k] for k in wanted}
+    return common.select(tasks, s.experiment.only)
 
 
 def slug(label: str) -> str:
@@ -99,6 +95,20 @@ def run_one(rule, task, e: LongConfig) -> dict:
         "recorded_steps": keep, "mean": [float(mean[i]) for i in keep],
         "median": [float(losses[i].median()) for i in keep],
     }
+
+
+def cached_run(path: Path, family, rule, task, e: LongConfig, log, message: str) -> dict:
+    """``run_one``, saved at ``path``; reused while the task, the rule (a learned rule's weights too), the steps and
+    the problems are those of the saved run."""
+    expect = {"task": family.config(), "rule": rule.config(), "steps": e.steps, "num_problems": e.test_problems,
+              "record_every": e.record_every, "window": e.window,
+              "learned_sha256": common.weights_sha(rule) if isinstance(rule, torch.nn.Module) else None}
+    if common.fresh(path, expect):
+        return checkpoint.read_json(path, "results", "task", "")
+    log(message)
+    r = {**expect, **run_one(rule, task, e)}
+    checkpoint.write_json(path, r)
+    return r
 
 
 def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, progress: bool = True,
@@ -134,15 +144,8 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         task = family.sample("test", 0, e.test_problems).to(device)
         results[name] = {"description": describe(family), "rules": {}}
         for label, rule in rules.items():
-            path = folder / f"{slug(label)}.json"
-            expect = {"task": family.config(), "rule": rule.config(), "steps": e.steps,
-                      "num_problems": e.test_problems, "record_every": e.record_every, "window": e.window}
-            if common.fresh(path, expect):
-                r = checkpoint.read_json(path, "results", "task", "")
-            else:
-                log(f"{name}: {label}, {e.steps} steps on {e.test_problems} test problems")
-                r = {**expect, **run_one(rule, task, e)}
-                checkpoint.write_json(path, r)
+            r = cached_run(folder / f"{slug(label)}.json", family, rule, task, e, log,
+                           f"{name}: {label}, {e.steps} steps on {e.test_problems} test problems")
             results[name]["rules"][label] = r
             log(f"    {name:13s} {label:26s} mean over the last {e.window} steps {r['last_window_mean']:.4g}"
                 f"{'  DIVERGED' if r['diverged'] else ''}")

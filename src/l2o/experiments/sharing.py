@@ -79,14 +79,7 @@ class Settings:
 
 
 def _chosen(s: Settings) -> dict[str, tuple[str, object]]:
-    every = variants(s.task)
-    if s.experiment.only == "all":
-        return every
-    wanted = [w.strip() for w in s.experiment.only.split(",")]
-    unknown = [w for w in wanted if w not in every]
-    if unknown:
-        raise ValueError(f"unknown learned rules {unknown}; available: {', '.join(every)}")
-    return {k: every[k] for k in wanted}
+    return common.select(variants(s.task), s.experiment.only, "learned rules")
 
 
 def _train(key: str, label: str, settings, family, train: TrainConfig, out: Path, info: dict, *, progress: bool,
