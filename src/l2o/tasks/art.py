@@ -36,7 +36,7 @@ POOL = {"train": 512, "validation": 64, "test": 64}  # content crops per split (
 class ArtConfig:
     size: int = 64  # image side in pixels (the paper trains at 64, tests at 128)
     network: str = "random"  # "random": seeded random filters; "vgg19": pretrained weights from `weights`
-    weights: str = ""  # VGG-19 weights file (torchvision's vgg19 state_dict, .safetensors or .pth)
+    weights: str = ""  # VGG-19 weights file (torchvision's vgg19 state_dict, .safetensors or .pth); "": `l2o data vgg19`'s
     weights_sha256: str = ""  # checked against the weights file when given
     network_seed: int = 0  # the random network's filters
     content_layer: str = "auto"  # "auto": conv4_2 for vgg19 (Gatys et al.), conv3_2 for the random network
@@ -51,9 +51,6 @@ class ArtConfig:
             raise ValueError(f"size must be >= 16 pixels (four poolings), got {self.size}")
         if self.network not in ("random", "vgg19"):
             raise ValueError(f"network must be 'random' or 'vgg19', got {self.network!r}")
-        if self.network == "vgg19" and not self.weights:
-            raise ValueError("network='vgg19' needs weights=PATH (a file of torchvision's vgg19 weights); "
-                             "without pretrained weights use network='random'")
         if min(self.content_weight, self.style_weight, self.tv_weight) < 0 or self.init_std <= 0:
             raise ValueError("the loss weights must be >= 0 and init_std > 0")
         if self.content_layer != "auto" and self.content_layer not in feat.layer_names():
@@ -68,9 +65,13 @@ def content_layer(cfg: ArtConfig) -> str:
     return feat.CONTENT_LAYER if cfg.network == "vgg19" else "conv3_2"
 
 
-def network(cfg: ArtConfig) -> feat.FeatureNet:
+def network(cfg: ArtConfig, data_dir=None) -> feat.FeatureNet:
     if cfg.network == "vgg19":
-        return feat.vgg19(cfg.weights, cfg.weights_sha256 or None)
+        if cfg.weights:
+            return feat.vgg19(cfg.weights, cfg.weights_sha256 or None)
+        from l2o.data import datasets, vgg
+
+        return feat.vgg19(vgg.installed(datasets.data_dir(data_dir)), cfg.weights_sha256 or None)
     return feat.random_network(seed=cfg.network_seed)
 
 
@@ -162,7 +163,8 @@ class ArtFamily:
                              "scikit-image and scikit-learn (their bundled photographs)")
 def _art(config: ArtConfig, data_dir=None) -> ArtFamily:
     art_images.check_photos()
-    return ArtFamily(config, contents=_Crops(config.size), style=art_images.style_image(config.style, config.size))
+    return ArtFamily(config, contents=_Crops(config.size), style=art_images.style_image(config.style, config.size),
+                     net=network(config, data_dir))
 
 
 class _Crops(dict):
