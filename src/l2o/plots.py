@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import io
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,8 @@ def plot_history(history_csv: str | Path, path: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([int(r["episode"]) for r in rows], [float(r[metric]) for r in rows], marker=".", label=metric)
     ax.plot([int(r["episode"]) for r in rows], [float(r["best"]) for r in rows], label="best so far")
-    ax.set_yscale("log")
+    if all(float(r[metric]) > 0 for r in rows if math.isfinite(float(r[metric]))):  # a log metric is already one
+        ax.set_yscale("log")
     ax.set_xlabel("meta-training episode")
     ax.set_ylabel(metric.replace("_", " "))
     ax.grid(True, which="both", alpha=0.25)
