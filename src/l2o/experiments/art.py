@@ -56,7 +56,7 @@ class ExperimentConfig:
     steps: int = 128  # optimisation steps (the paper: 128)
     test_size: int = 128  # the image side of the new-style setting (the paper: 128)
     lr_min: float = 1e-3  # the baselines' learning-rate grid: lr_min … lr_max (SGD and NAG need large rates here: the
-    lr_max: float = 1000.0  # loss is a mean over many activations, so its pixel gradients are small)
+    lr_max: float = 1e5  # loss is a mean over many activations, so its pixel gradients are small)
     per_decade: int = 2  # grid points per factor of ten
     figure_problems: int = 3  # content images shown in each Figure 9
     only: str = "all"  # "all", or a comma-separated list of settings (train_style, new_style)
