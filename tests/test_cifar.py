@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import tarfile
+import urllib.request
 
 import numpy as np
 import pytest
@@ -133,7 +134,7 @@ def test_missing_corrupt_and_offline(data, tmp_path, monkeypatch, capsys):
     def offline(*a, **k):
         raise OSError("Network is unreachable")
 
-    monkeypatch.setattr(cifar.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(DataError, match="could not download .*Network is unreachable.*--source PATH"):
         cifar.fetch(root, "auto", log=lambda *a: None)
     with pytest.raises(DataError, match="holds no CIFAR-10 release"):

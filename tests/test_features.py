@@ -24,12 +24,18 @@ def test_random_network_is_fixed_by_its_seed_and_has_vggs_layers():
         feat.random_network(widths=(8, 8))
 
 
-def test_vgg19_weights_from_a_file_of_torchvisions_layout(tmp_path):
-    torch.manual_seed(0)
+def torchvision_state(seed: int = 0) -> tuple[dict, feat.FeatureNet]:
+    """A state_dict in torchvision's vgg19 layout (random weights), and the network it holds."""
+    torch.manual_seed(seed)
     ref = feat.FeatureNet(feat.VGG19)
     state = {}
     for conv, i in zip(ref.convs, feat._torchvision_indices()):
         state[f"features.{i}.weight"], state[f"features.{i}.bias"] = conv.weight.clone(), conv.bias.clone()
+    return state, ref
+
+
+def test_vgg19_weights_from_a_file_of_torchvisions_layout(tmp_path):
+    state, ref = torchvision_state()
     assert sorted(int(k.split(".")[1]) for k in state if k.endswith("weight"))[:5] == [0, 2, 5, 7, 10]
     save_file(state, tmp_path / "vgg19.safetensors")
     torch.save(state, tmp_path / "vgg19.pth")

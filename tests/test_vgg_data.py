@@ -9,18 +9,14 @@ import torch
 from l2o.cli import main
 from l2o.data import vgg
 from l2o.data.idx import DataError
-from l2o.tasks import features as feat
 from l2o.tasks.art import ArtConfig, network
+from test_features import torchvision_state
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     """A file in torchvision's vgg19 layout (random weights) and its SHA-256."""
-    torch.manual_seed(0)
-    ref = feat.FeatureNet(feat.VGG19)
-    state = {}
-    for conv, i in zip(ref.convs, feat._torchvision_indices()):
-        state[f"features.{i}.weight"], state[f"features.{i}.bias"] = conv.weight.clone(), conv.bias.clone()
+    state, ref = torchvision_state()
     path = tmp_path_factory.mktemp("w") / vgg.FILE
     torch.save(state, path)
     return path, hashlib.sha256(path.read_bytes()).hexdigest(), ref

@@ -30,12 +30,12 @@ import pickle
 import shutil
 import tarfile
 import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from l2o.data.download import download
 from l2o.data.idx import DataError
 
 NAME = "cifar10"
@@ -219,15 +219,9 @@ def fetch(root: Path, source: str = "auto", *, timeout: float = 30.0, log=print)
             log(f"{NAME}: all files present and verified in {root / NAME}")
             return root / NAME
         with tempfile.TemporaryDirectory() as tmp:
-            target = Path(tmp) / "cifar-10-binary.tar.gz"
-            try:
-                req = urllib.request.Request(URL, headers={"User-Agent": "l2o"})
-                with urllib.request.urlopen(req, timeout=timeout) as r, open(target, "wb") as f:
-                    shutil.copyfileobj(r, f)
-            except Exception as e:  # noqa: BLE001 - no internet, a proxy, a moved file: say what to do
-                raise DataError(f"could not download {URL} ({type(e).__name__}: {e}). If you have CIFAR-10, pass it: "
-                                f"`l2o data cifar10 --source PATH` (cifar-10-binary.tar.gz, cifar-10-python.tar.gz "
-                                f"or their extracted folder)") from None
+            target = download(URL, Path(tmp) / "cifar-10-binary.tar.gz", timeout,
+                              "If you have CIFAR-10, pass it: `l2o data cifar10 --source PATH` "
+                              "(cifar-10-binary.tar.gz, cifar-10-python.tar.gz or their extracted folder)")
             return install(target, root, log)
     return install(source, root, log)
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import tempfile
-import urllib.request
 from pathlib import Path
 
 from l2o.checkpoint import atomic_write_bytes, atomic_write_text
+from l2o.data.download import download
 from l2o.data.idx import DataError
 
 NAME = "vgg19"
@@ -84,12 +83,6 @@ def fetch(root: Path, source: str = "auto", *, timeout: float = 60.0, log=print)
         log(f"{NAME}: present and verified in {root / NAME}")
         return root / NAME / FILE
     with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / FILE
-        try:
-            req = urllib.request.Request(URL, headers={"User-Agent": "l2o"})
-            with urllib.request.urlopen(req, timeout=timeout) as r, open(target, "wb") as f:
-                shutil.copyfileobj(r, f)
-        except Exception as e:  # noqa: BLE001 - no internet, a proxy, a moved file: say what to do
-            raise DataError(f"could not download {URL} ({type(e).__name__}: {e}). If you have the file, pass it: "
-                            f"`l2o data vgg19 --source {FILE}`") from None
+        target = download(URL, Path(tmp) / FILE, timeout,
+                          f"If you have the file, pass it: `l2o data vgg19 --source {FILE}`")
         return install(target, root, log)
