@@ -53,6 +53,15 @@ class Task(Protocol):
         """
 
 
+def minibatch_indices(seed: int, step: int, examples: int, batch_size: int, rows: tuple[int, int],
+                      num_problems: int) -> Tensor:
+    """Which examples each problem's minibatch at ``step`` holds, (num_problems, batch_size): drawn for the whole
+    task of ``rows[1]`` problems, so problems ``rows[0]`` … of a narrowed task get what they get in the whole."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    first, total = rows
+    return torch.randint(0, examples, (total, batch_size), generator=gen)[first:first + num_problems]
+
+
 def narrow(task: Task, start: int, length: int) -> Task:
     """Problems ``start`` … ``start + length − 1`` of ``task`` as a task of their own, each problem exactly as it
     is in ``task`` (its θ_0, data and minibatches): how processes share the problems of one batch. A task

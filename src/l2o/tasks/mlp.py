@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from l2o.tasks.base import Params, split_generator
+from l2o.tasks.base import Params, minibatch_indices, split_generator
 from l2o.tasks.registry import register_family
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
@@ -92,10 +92,8 @@ class ClassifierTask:
     def batch(self, step: int) -> tuple[Tensor, Tensor]:
         """The minibatch of every problem at ``step``: inputs (B, batch, ...) and labels (B, batch)."""
         if step not in self._batches:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-            first, total = self.rows
-            idx = torch.randint(0, self.data.x.shape[0], (total, self.cfg.batch_size), generator=gen)
-            idx = idx[first:first + self.num_problems].to(self.data.x.device)
+            idx = minibatch_indices(self.seed, step, self.data.x.shape[0], self.cfg.batch_size, self.rows,
+                                    self.num_problems).to(self.data.x.device)
             self._batches = {step: (self.data.x[idx], self.data.y[idx])}  # keep only the latest
         return self._batches[step]
 

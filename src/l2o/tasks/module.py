@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from l2o.tasks.base import Params, split_generator
+from l2o.tasks.base import Params, minibatch_indices, split_generator
 
 Data = tuple[Tensor, Tensor]
 
@@ -55,10 +55,8 @@ class ModuleTask:
     def batch(self, step: int) -> Data:
         """Every problem's minibatch at ``step``: (B, batch, ...) inputs and targets."""
         x, y = self.data
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        first, total = self.rows
-        idx = torch.randint(0, x.shape[0], (total, self.family.batch_size), generator=gen)
-        idx = idx[first:first + self.num_problems].to(x.device)
+        idx = minibatch_indices(self.seed, step, x.shape[0], self.family.batch_size, self.rows,
+                                self.num_problems).to(x.device)
         return x[idx], y[idx]
 
     def loss(self, params: Params, step: int = 0) -> Tensor:
