@@ -43,9 +43,24 @@ def test_problems_side_by_side_equal_each_alone_and_adam_styles():
 
 def test_settings_are_checked():
     for bad, match in [(dict(size=8), "size must be >= 16"), (dict(network="vgg16"), "'random' or 'vgg19'"),
-                       (dict(init_std=0), "init_std > 0")]:
+                       (dict(init_std=0), "init_std > 0"), (dict(padding="circle"), "padding must be 'auto'")]:
         with pytest.raises(ValueError, match=match):
             ArtConfig(**bad)
     with pytest.raises(ValueError, match=r"content images must be \(n, 3, 32, 32\)"):
         ArtFamily(ArtConfig(size=32), contents={"train": torch.rand(2, 3, 16, 16)}, style=torch.rand(3, 32, 32),
                   net=random_network())
+
+
+def test_the_random_network_is_reflect_padded_so_borders_are_not_special():
+    from l2o.tasks.art import network, padding
+
+    assert padding(ArtConfig()) == "reflect" and padding(ArtConfig(network="vgg19")) == "zeros"
+    flat = torch.full((1, 3, 32, 32), 0.4)  # a constant image: every pixel sees the same neighbourhood ...
+    reflect = network(ArtConfig())(flat, ("conv2_1",))["conv2_1"]
+    assert (reflect - reflect[..., 5:6, 5:6]).abs().max() < 1e-6  # ... and the same features, to the border
+    zeros = network(ArtConfig(padding="zeros"))(flat, ("conv2_1",))["conv2_1"]
+    assert (zeros - zeros[..., 5:6, 5:6]).abs().max() > 1e-3  # zero padding: the border differs
+    assert zeros.shape[-1] == 16  # conv2_1: border effects reach 2 of its pixels in
+    torch.testing.assert_close(zeros[..., 3:-3, 3:-3], reflect[..., 3:-3, 3:-3])  # the same filters inside
+    with pytest.raises(ValueError, match="trained with zero padding"):
+        network(ArtConfig(network="vgg19", padding="reflect"), data_dir="/nonexistent")

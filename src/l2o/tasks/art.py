@@ -41,8 +41,9 @@ class ArtConfig:
     network_seed: int = 0  # the random network's filters
     content_layer: str = "auto"  # "auto": conv4_2 for vgg19 (Gatys et al.), conv3_2 for the random network
     content_weight: float = 1.0  # α
-    style_weight: float = 3e3  # β (chosen by eye with Adam on training photos: styled, the layout still legible)
-    tv_weight: float = 0.3  # γ
+    style_weight: float = 1e4  # β (chosen by eye with Adam on training photos: styled, the layout still legible)
+    tv_weight: float = 1.0  # γ (the same way: smooth panes of colour rather than speckle)
+    padding: str = "auto"  # the feature network's: "auto" = zeros for vgg19 (as trained), reflect for random
     init_std: float = 0.1  # θ_0 ~ N(0.5, init_std²) per pixel
     style: str = "stained-glass"  # the registered family's style image, drawn by code (data.art_images.STYLES)
 
@@ -55,6 +56,8 @@ class ArtConfig:
             raise ValueError("the loss weights must be >= 0 and init_std > 0")
         if self.content_layer != "auto" and self.content_layer not in feat.layer_names():
             raise ValueError(f"content_layer must be 'auto' or a conv layer conv1_1 … conv5_4, got {self.content_layer!r}")
+        if self.padding != "auto" and self.padding not in feat.PADDINGS:
+            raise ValueError(f"padding must be 'auto' or one of {feat.PADDINGS}, got {self.padding!r}")
         if self.style not in art_images.STYLES:
             raise ValueError(f"style must be one of the drawn styles {art_images.STYLES}, got {self.style!r}")
 
@@ -65,14 +68,22 @@ def content_layer(cfg: ArtConfig) -> str:
     return feat.CONTENT_LAYER if cfg.network == "vgg19" else "conv3_2"
 
 
+def padding(cfg: ArtConfig) -> str:
+    if cfg.padding != "auto":
+        return cfg.padding
+    return "zeros" if cfg.network == "vgg19" else "reflect"
+
+
 def network(cfg: ArtConfig, data_dir=None) -> feat.FeatureNet:
     if cfg.network == "vgg19":
+        if padding(cfg) != "zeros":
+            raise ValueError(f"VGG-19 was trained with zero padding; padding={cfg.padding!r} needs network='random'")
         if cfg.weights:
             return feat.vgg19(cfg.weights, cfg.weights_sha256 or None)
         from l2o.data import datasets, vgg
 
         return feat.vgg19(vgg.installed(datasets.data_dir(data_dir)), cfg.weights_sha256 or None)
-    return feat.random_network(seed=cfg.network_seed)
+    return feat.random_network(seed=cfg.network_seed, padding=padding(cfg))
 
 
 def total_variation(x: Tensor) -> Tensor:

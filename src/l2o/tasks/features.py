@@ -14,7 +14,9 @@ whose values carry content.
                can be had.
 
 Pooling is average pooling in both (Gatys et al. found it gives slightly better images than max pooling).
-The network is a fixed function: its parameters never require gradients.
+Padding: zeros for VGG-19 (as it was trained); the random network takes ``padding`` ("reflect" in the art task:
+with zero padding, pixels near the border see different features and an optimised image grows a frame of
+saturated colour there). The network is a fixed function: its parameters never require gradients.
 
 References:
     Gatys, Ecker and Bethge, "A neural algorithm of artistic style", 2015.
@@ -34,6 +36,7 @@ from torch import Tensor, nn
 VGG19 = (64, 64, "P", 128, 128, "P", 256, 256, 256, 256, "P", 512, 512, 512, 512, "P", 512, 512, 512, 512)
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 CONTENT_LAYER = "conv4_2"
+PADDINGS = ("zeros", "reflect", "replicate")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -57,14 +60,16 @@ def _names(layout) -> list[str]:
 class FeatureNet(nn.Module):
     """A fixed VGG-style network; ``forward(x)`` returns the activations (after ReLU) of ``layers``."""
 
-    def __init__(self, layout=VGG19, normalize: bool = False):
+    def __init__(self, layout=VGG19, normalize: bool = False, padding: str = "zeros"):
         super().__init__()
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
         self.layout, self.normalize = tuple(layout), normalize
         self.names = _names(self.layout)
         convs, channels = [], 3
         for item in self.layout:
             if item != "P":
-                convs.append(nn.Conv2d(channels, item, 3, padding=1))
+                convs.append(nn.Conv2d(channels, item, 3, padding=1, padding_mode=padding))
                 channels = item
         self.convs = nn.ModuleList(convs)
         self.requires_grad_(False)
@@ -87,8 +92,10 @@ class FeatureNet(nn.Module):
         return out
 
 
-def random_network(widths: tuple[int, ...] = (32, 64, 128, 256, 256), seed: int = 0) -> FeatureNet:
-    """VGG-19's layout with ``widths`` channels per block and random filters drawn from ``seed`` (He init)."""
+def random_network(widths: tuple[int, ...] = (32, 64, 128, 256, 256), seed: int = 0,
+                   padding: str = "zeros") -> FeatureNet:
+    """VGG-19's layout with ``widths`` channels per block and random filters drawn from ``seed`` (He init), each
+    convolution padded with ``padding``."""
     if len(widths) != 5 or min(widths) < 1:
         raise ValueError(f"widths: five positive channel counts (one per block), got {widths}")
     layout, block = [], 0
@@ -98,7 +105,7 @@ def random_network(widths: tuple[int, ...] = (32, 64, 128, 256, 256), seed: int 
             layout.append("P")
         else:
             layout.append(widths[block])
-    net = FeatureNet(layout)
+    net = FeatureNet(layout, padding=padding)
     gen = torch.Generator().manual_seed(seed)
     for conv in net.convs:
         fan_in = conv.in_channels * 9
