@@ -15,23 +15,16 @@ Generated images (the costs do not depend on the pixels).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 
-from l2o.rules.lstm import LSTMConfig, LSTMRule
-from l2o.tasks.art import ArtConfig, ArtTask, network
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from optimizer_step import timed  # noqa: E402
 
-
-def timed(fn, reps: int) -> float:
-    fn()  # warm-up
-    out = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
+from l2o.rules.lstm import LSTMConfig, LSTMRule  # noqa: E402
+from l2o.tasks.art import ArtConfig, ArtTask, network  # noqa: E402
 
 
 def main() -> None:
