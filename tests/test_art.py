@@ -43,7 +43,11 @@ def test_problems_side_by_side_equal_each_alone_and_adam_styles():
 
 def test_settings_are_checked():
     for bad, match in [(dict(size=8), "size must be >= 16"), (dict(network="vgg16"), "'random' or 'vgg19'"),
-                       (dict(init_std=0), "init_std > 0"), (dict(padding="circle"), "padding must be 'auto'")]:
+                       (dict(init_std=0), "init_std > 0"), (dict(padding="circle"), "padding must be 'auto'"),
+                       (dict(size=16), "size >= 32, got 16"), (dict(size=16, padding="zeros"), None)]:
+        if match is None:
+            ArtConfig(**bad)  # zero padding: four poolings of 16 pixels are fine
+            continue
         with pytest.raises(ValueError, match=match):
             ArtConfig(**bad)
     with pytest.raises(ValueError, match=r"content images must be \(n, 3, 32, 32\)"):

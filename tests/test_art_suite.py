@@ -27,9 +27,9 @@ def photos(tmp_path, monkeypatch):
 
 def tiny(only="all"):
     return art.Settings(
-        task=ArtConfig(size=16),
+        task=ArtConfig(size=32),
         train=TrainConfig(episodes=2, horizon=4, unroll=2, problems=1, val_every=1, val_problems=1, seed=0),
-        experiment=art.ExperimentConfig(test_problems=3, tune_problems=1, steps=4, test_size=32, lr_min=0.01,
+        experiment=art.ExperimentConfig(test_problems=3, tune_problems=1, steps=4, test_size=48, lr_min=0.01,
                                         lr_max=1.0, per_decade=1, figure_problems=2, only=only))
 
 
@@ -38,7 +38,7 @@ def test_suite_end_to_end_figures_and_reuse(photos, tmp_path):
     summary = art.run(out, tiny(), progress=False, log=lambda *a: None)
     assert list(summary["tasks"]) == ["train_style", "new_style"]
     assert summary["feature_network"].startswith("random filters (seed 0, no pretrained weights), content at conv3_2")
-    for name, size, style in (("train_style", 16, "stained-glass"), ("new_style", 32, "swirls")):
+    for name, size, style in (("train_style", 32, "stained-glass"), ("new_style", 48, "swirls")):
         r = json.loads((out / "tasks" / name / "results.json").read_text())
         assert (r["task"]["size"], r["task"]["style"], r["steps"], r["num_problems"]) == (size, style, 4, 3)
         assert set(r["rules"]) == {art.LEARNED, "sgd", "nag", "rmsprop", "adam"}
@@ -58,7 +58,7 @@ def test_suite_end_to_end_figures_and_reuse(photos, tmp_path):
 
 
 def test_figure9_shows_the_evaluations_first_test_images(photos, tmp_path):
-    family = make_family("art", **asdict(ArtConfig(size=16)))
+    family = make_family("art", **asdict(ArtConfig(size=32)))
     finals = art.figure9(tmp_path / "f.png", family, {"adam": Adam(lr=0.05)}, 3, 2, "t")
     task = family.sample("test", 0, 5)  # what an evaluation on 5 test images runs
     assert len(set(map(tuple, task.content.flatten(1).tolist()))) == 5  # distinct content images

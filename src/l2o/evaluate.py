@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from l2o import checkpoint
 from l2o.meta.unroll import unroll
-from l2o.rules.base import UpdateRule, implementation_of
+from l2o.partial import Partial
+from l2o.rules.base import UpdateRule, implementation_of, weights_sha
 from l2o.tasks.base import TaskFamily
 
 
@@ -55,18 +56,28 @@ def evaluate(
     split: str = "test",
     progress: bool = True,
     device: str | torch.device = "cpu",
+    partial: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run every rule on the same ``num_problems`` problems of ``split`` for ``steps`` steps."""
+    """Run every rule on the same ``num_problems`` problems of ``split`` for ``steps`` steps. ``partial``: a progress
+    file (each finished rule's curves, kept for the same rule, settings and weights; an interrupted evaluation
+    resumes from it, and it is removed when all rules are done)."""
     if not rules:
         raise ValueError("evaluate needs at least one rule")
     task = family.sample(split, seed, num_problems).to(device)
     out: dict[str, Any] = {"task": family.config(), "split": split, "seed": seed,
                            "num_problems": num_problems, "steps": steps, "rules": {}}
+    done = Partial(partial, {k: v for k, v in out.items() if k != "rules"})
     for label, rule in tqdm(rules.items(), desc=f"evaluate ({num_problems} problems)", disable=not progress):
         if isinstance(rule, torch.nn.Module):
             rule.eval().to(device)
-        losses = unroll(rule, task, steps).losses
-        out["rules"][label] = {"rule": rule.config(), "implementation": implementation_of(rule), **summarize(losses)}
+        which = {"rule": rule.config(), "implementation": implementation_of(rule),
+                 "weights_sha256": weights_sha(rule) if isinstance(rule, torch.nn.Module) else None}
+        saved = done.get(label)
+        if saved is None or saved["which"] != checkpoint.jsonable(which):
+            done.put(label, {"which": which, "curves": summarize(unroll(rule, task, steps).losses)})
+        out["rules"][label] = {"rule": which["rule"], "implementation": which["implementation"],
+                               **done.get(label)["curves"]}
+    done.finish()
     return out
 
 

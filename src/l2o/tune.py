@@ -3,6 +3,11 @@
 Each baseline is run with every learning rate of a log-spaced grid on the same problems of the
 family's "validation" stream; the rate with the lowest mean final loss wins (a diverged run scores
 +inf). Test problems are never seen here.
+
+A run has diverged, and scores +inf, from the first step where some problem's loss is not finite; it stops
+there (at high rates most of the grid diverges within a few steps, and a baseline's parameters, once NaN, stay
+so). With ``partial`` (a progress file) each finished run's score is saved, and an interrupted search resumes
+from it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from tqdm.auto import tqdm
 from l2o import checkpoint
 from l2o.meta.train import score
 from l2o.meta.unroll import unroll
+from l2o.partial import Partial
 from l2o.rules.baselines import BASELINES
 from l2o.tasks.base import TaskFamily
 
@@ -40,8 +46,10 @@ def tune(
     metric: str = "final",
     progress: bool = True,
     device: str | torch.device = "cpu",
+    partial: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Best learning rate per baseline; returns the scores of the whole grid too."""
+    """Best learning rate per baseline; returns the scores of the whole grid too. ``partial``: a progress file
+    (each finished run's score; the search resumes from it and removes it when done)."""
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; available: {', '.join(BASELINES)}")
@@ -49,11 +57,16 @@ def tune(
     task = family.sample("validation", seed, num_problems).to(device)
     out: dict[str, Any] = {"task": family.config(), "split": "validation", "seed": seed, "steps": steps,
                            "num_problems": num_problems, "metric": metric, "grid": grid, "baselines": {}}
+    done = Partial(partial, {k: out[k] for k in ("task", "split", "seed", "steps", "num_problems", "metric")})
     bar = tqdm(total=len(names) * len(grid), desc="tune baselines", disable=not progress)
     for name in names:
         scores = []
         for lr in grid:
-            scores.append(score(unroll(BASELINES[name](lr=lr), task, steps).losses, metric))
+            piece = f"{name} {lr!r}"
+            if piece not in done:
+                value = _score(BASELINES[name](lr=lr), task, steps, metric)
+                done.put(piece, value if math.isfinite(value) else None)
+            scores.append(math.inf if done.get(piece) is None else done.get(piece))
             bar.update(1)
         best = min(range(len(grid)), key=lambda i: scores[i])
         if not math.isfinite(scores[best]):
@@ -64,7 +77,25 @@ def tune(
             "at_grid_edge": best in (0, len(grid) - 1),
         }
     bar.close()
+    done.finish()
     return out
+
+
+class _Diverged(Exception):
+    pass
+
+
+def _stop_when_not_finite(i: int, loss: torch.Tensor) -> None:
+    if not torch.isfinite(loss).all():
+        raise _Diverged
+
+
+def _score(rule, task, steps: int, metric: str) -> float:
+    """The run's score; +inf as soon as some problem's loss is not finite."""
+    try:
+        return score(unroll(rule, task, steps, callback=_stop_when_not_finite).losses, metric)
+    except _Diverged:
+        return math.inf
 
 
 def save_tuning(tuning: dict[str, Any], path: str | Path) -> None:

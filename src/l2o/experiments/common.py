@@ -8,7 +8,6 @@ task's folder and reused while their settings (and the learned weights) are unch
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import sys
 from pathlib import Path
@@ -18,20 +17,11 @@ import torch
 from l2o import checkpoint
 from l2o.evaluate import evaluate, load_results, save_results
 from l2o.plots import plot_tuning
-from l2o.rules.base import implementation_of
+from l2o.rules.base import implementation_of, weights_sha  # noqa: F401 - weights_sha re-exported
 from l2o.rules.baselines import BASELINES
 from l2o.tune import load_tuning, save_tuning, tune, tuned_rules
 
 TUNED = ("sgd", "nag", "rmsprop", "adam")  # the paper's baselines
-
-
-def weights_sha(rule: torch.nn.Module) -> str:
-    """A fingerprint of a learned rule's weights, so results of other weights are never reused."""
-    h = hashlib.sha256()
-    for k, v in sorted(rule.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def fresh(path: Path, expect: dict) -> bool:
@@ -58,7 +48,7 @@ def tune_and_evaluate(folder: Path, family, steps: int, learned: dict, *, grid: 
         tuning = load_tuning(tune_path)
     else:
         tuning = tune(family, baselines, grid=grid, steps=tune_steps, num_problems=tune_problems, progress=progress,
-                      device=device)
+                      device=device, partial=folder / "tuning.partial.json")
         save_tuning(tuning, tune_path)
         plot_tuning(tuning, folder / "tuning.png")
     rules = {**learned, **tuned_rules(tuning)}
@@ -70,7 +60,8 @@ def tune_and_evaluate(folder: Path, family, steps: int, learned: dict, *, grid: 
             saved[k].get("rule") == r.config() and saved[k].get("implementation") == implementation_of(r)
             for k, r in rules.items()):
         return tuning, load_results(results_path)
-    results = evaluate(rules, family, steps=steps, num_problems=test_problems, progress=progress, device=device)
+    results = evaluate(rules, family, steps=steps, num_problems=test_problems, progress=progress, device=device,
+                       partial=folder / "results.partial.json")
     results["learned_sha256"] = expect["learned_sha256"]
     results["tuning"] = {k: {"lr": b["lr"], "at_grid_edge": b["at_grid_edge"]} for k, b in tuning["baselines"].items()}
     save_results(results, results_path)

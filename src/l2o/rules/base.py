@@ -22,6 +22,7 @@ result back with ``from_per_problem``.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
@@ -80,6 +81,15 @@ def implementation_of(rule: Any) -> dict:
     ``{"implementation": "torch" | "fused", "kernel": the compiled build's name or None}``."""
     info = getattr(rule, "implementation_info", None)
     return info() if callable(info) else {"implementation": "torch", "kernel": None}
+
+
+def weights_sha(rule: torch.nn.Module) -> str:
+    """A fingerprint of a learned rule's weights, so results of other weights are never reused."""
+    h = hashlib.sha256()
+    for k, v in sorted(rule.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def describe_implementation(rule: Any) -> str:

@@ -58,6 +58,9 @@ class ArtConfig:
             raise ValueError(f"content_layer must be 'auto' or a conv layer conv1_1 … conv5_4, got {self.content_layer!r}")
         if self.padding != "auto" and self.padding not in feat.PADDINGS:
             raise ValueError(f"padding must be 'auto' or one of {feat.PADDINGS}, got {self.padding!r}")
+        if padding(self) == "reflect" and self.size < 32:
+            raise ValueError(f"reflect padding needs conv5_1's maps to be at least 2 pixels wide: size >= 32, got "
+                             f"{self.size} (or padding='zeros')")
         if self.style not in art_images.STYLES:
             raise ValueError(f"style must be one of the drawn styles {art_images.STYLES}, got {self.style!r}")
 

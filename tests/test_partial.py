@@ -1,0 +1,103 @@
+"""Interrupted learning-rate searches and evaluations resume from their progress files, with the same results."""
+
+import json
+import math
+
+import pytest
+import torch
+
+import l2o.evaluate as evaluate_module
+import l2o.tune as tune_module
+from l2o.evaluate import evaluate
+from l2o.partial import Partial
+from l2o.rules import LSTMRule
+from l2o.tasks.quadratic import QuadraticFamily
+from l2o.tune import lr_grid, tune
+
+GRID = lr_grid(1e-3, 10.0, per_decade=1)  # 5 rates: the last ones diverge on these quadratics
+
+
+def interrupt_after(monkeypatch, module, name, calls):
+    """Make ``module.name`` raise KeyboardInterrupt on its call number ``calls + 1``; count the calls."""
+    real, count = getattr(module, name), {"n": 0}
+
+    def wrapped(*args, **kwargs):
+        count["n"] += 1
+        if calls is not None and count["n"] > calls:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, wrapped)
+    return count
+
+
+def test_an_interrupted_search_resumes_where_it_stopped_with_the_same_result(tmp_path, monkeypatch):
+    fam, progress = QuadraticFamily(), tmp_path / "tuning.partial.json"
+    args = dict(grid=GRID, steps=30, num_problems=8, progress=False)
+    whole = tune(fam, ("sgd", "adam"), **args)
+    assert math.isinf(whole["baselines"]["sgd"]["scores"][-1] or math.inf)  # lr 10 diverges
+    with monkeypatch.context() as m:
+        interrupt_after(m, tune_module, "_score", 7)
+        with pytest.raises(KeyboardInterrupt):
+            tune(fam, ("sgd", "adam"), partial=progress, **args)
+    assert len(json.loads(progress.read_text())["done"]) == 7  # saved as each run finished
+    count = interrupt_after(monkeypatch, tune_module, "_score", None)
+    resumed = tune(fam, ("sgd", "adam"), partial=progress, **args)
+    assert count["n"] == 2 * len(GRID) - 7  # only the runs that were not done
+    assert resumed == whole and not progress.exists()  # the same result; the progress file is gone
+    # a progress file of other settings is not used
+    Partial(progress, {"other": 1}).put("sgd 0.001", 123.0)
+    assert tune(fam, ("sgd",), partial=progress, **args)["baselines"]["sgd"] == whole["baselines"]["sgd"]
+
+
+def test_a_diverging_run_stops_at_its_first_non_finite_loss(monkeypatch):
+    fam = QuadraticFamily()
+    task = fam.sample("validation", 0, 4)
+    calls = {"n": 0}
+    real_loss = type(task).loss
+
+    def counting(self, params, step=0):
+        calls["n"] += 1
+        return real_loss(self, params, step)
+
+    monkeypatch.setattr(type(task), "loss", counting)
+    from l2o.rules.baselines import SGD
+
+    assert tune_module._score(SGD(lr=1e6), task, 100, "final") == math.inf
+    assert calls["n"] < 30  # not the 101 losses of a whole run
+    calls["n"] = 0
+    assert math.isfinite(tune_module._score(SGD(lr=1e-3), task, 100, "final")) and calls["n"] == 101
+
+
+def test_an_interrupted_evaluation_resumes_and_never_reuses_other_weights(tmp_path, monkeypatch):
+    fam, progress = QuadraticFamily(), tmp_path / "results.partial.json"
+    torch.manual_seed(0)
+    a, b = LSTMRule(), LSTMRule()
+    from l2o.rules.baselines import Adam
+
+    rules = {"a": a, "adam": Adam(lr=0.1), "b": b}
+    args = dict(steps=20, num_problems=4, progress=False)
+    whole = evaluate(rules, fam, **args)
+    with monkeypatch.context() as m:
+        interrupt_after(m, evaluate_module, "unroll", 2)
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(rules, fam, partial=progress, **args)
+    assert sorted(json.loads(progress.read_text())["done"]) == ["a", "adam"]
+    with torch.no_grad():  # other weights under the same label: recomputed, not reused
+        a.out.bias.add_(0.01)
+    count = interrupt_after(monkeypatch, evaluate_module, "unroll", None)
+    resumed = evaluate(rules, fam, partial=progress, **args)
+    assert count["n"] == 2  # "a" (its weights changed) and "b"; "adam" came from the progress file
+    assert resumed["rules"]["adam"] == whole["rules"]["adam"] and resumed["rules"]["b"] == whole["rules"]["b"]
+    assert resumed["rules"]["a"]["final_mean"] != whole["rules"]["a"]["final_mean"]
+    assert not progress.exists()
+
+
+def test_a_foreign_progress_file_is_ignored_with_a_warning(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text("not json")
+    with pytest.warns(UserWarning, match="not an l2o progress file"):
+        p = Partial(path, {"k": 1})
+    assert "x" not in p
+    p.put("x", 1.5)
+    assert Partial(path, {"k": 1}).get("x") == 1.5 and Partial(path, {"k": 2}).get("x") is None
