@@ -134,9 +134,9 @@ class ConvTask(ClassifierTask):
             h = x[b]  # (benchmarks/conv_problems.py)
             for i in range(len(self.cfg.channels)):
                 h = F.conv2d(h, params[f"conv{i}.weight"][b], params[f"conv{i}.bias"][b], padding=self.cfg.kernel // 2)
-                scale = params[f"conv{i}.scale"][b].view(1, -1, 1, 1) if self.cfg.bn_scale else None
-                h = _batch_norm(h, params[f"conv{i}.offset"][b].view(1, -1, 1, 1), (0, 2, 3), eps, scale)
-                h = F.max_pool2d(torch.relu(h), 2)
+                scale = params[f"conv{i}.scale"][b] if self.cfg.bn_scale else None
+                h = F.batch_norm(h, None, None, scale, params[f"conv{i}.offset"][b], True, 0.0, eps)  # batch statistics
+                h = torch.relu(F.max_pool2d(h, 2))  # = max-pool of the ReLU (ReLU is monotone), on a quarter of the values
             features.append(h.flatten(1))
         h = torch.stack(features)  # (B, N, O·h·w), each problem's own features
         for j in range(len(self.cfg.hidden)):
