@@ -149,7 +149,7 @@ def cmd_train(args) -> None:
 def cmd_tune(args) -> None:
     grid = lr_grid(args.lr_min, args.lr_max, args.per_decade)
     tuning = tune(_family(args), names=tuple(args.baselines), grid=grid, steps=args.steps, num_problems=args.problems, seed=args.seed, progress=not args.no_progress,
-                  device=_device(args.device))
+                  device=_device(args.device), partial=Path(args.out).with_suffix(".partial.json"))
     save_tuning(tuning, args.out)
     for name, b in tuning["baselines"].items():
         print(f"{name:8s} lr {b['lr']:.3g}  validation final loss {b['score']:.4g}"
@@ -172,7 +172,8 @@ def cmd_evaluate(args) -> None:
     if not rules:
         raise SystemExit("l2o: error: nothing to evaluate: pass --learned and/or --tuning")
     results = evaluate(rules, _family(args), steps=args.steps, num_problems=args.problems, seed=args.seed,
-                       progress=not args.no_progress, device=_device(args.device))
+                       progress=not args.no_progress, device=_device(args.device),
+                       partial=Path(args.out).with_suffix(".partial.json"))
     save_results(results, args.out)
     print(table(results))
     print(f"saved {args.out} and {Path(args.out).with_suffix('.csv')}")

@@ -136,7 +136,8 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         else:
             log(f"{name}: tuning RMSprop and NAG over {e.tune_steps} steps on {e.tune_problems} validation problems")
             tuning = tune(family, ("rmsprop", "nag"), grid=wanted["grid"], steps=e.tune_steps,
-                          num_problems=e.tune_problems, progress=progress, device=device)
+                          num_problems=e.tune_problems, progress=progress, device=device,
+                          partial=folder / "tuning.partial.json")
             save_tuning(tuning, tuning_path)
         rules = {n: checkpoint.load_rule(n, device=device) for n in learned}
         rules.update({f"adam (lr {lr:g})": Adam(lr=lr) for lr in e.adam_lrs})

@@ -72,7 +72,7 @@ def run(out: str | Path, settings: Settings | None = None, *, resume: bool = Fal
 
     log("2/3 tuning the baselines' learning rates on validation problems")
     tuning = tune(family, grid=lr_grid(), steps=s.experiment.steps, num_problems=s.experiment.tune_problems,
-                  progress=progress, device=device)
+                  progress=progress, device=device, partial=out / "tuning.partial.json")
     save_tuning(tuning, out / "tuning.json")
     plot_tuning(tuning, out / "tuning.png")
     for name, b in tuning["baselines"].items():
@@ -82,7 +82,7 @@ def run(out: str | Path, settings: Settings | None = None, *, resume: bool = Fal
     log(f"3/3 evaluating on {s.experiment.test_problems} held-out test problems")
     rules = {"LSTM (learned)": result.rule, **tuned_rules(tuning)}
     results = evaluate(rules, family, steps=s.experiment.steps, num_problems=s.experiment.test_problems,
-                       progress=progress, device=device)
+                       progress=progress, device=device, partial=out / "results.partial.json")
     save_results(results, out / "results.json")
     plot_curves(results, out / "quadratic.png", title="Quadratics: 10-d ||Wθ − y||², held-out test problems")
     learned = results["rules"]["LSTM (learned)"]
