@@ -3,12 +3,15 @@
 
 Tolerance: on the machine, torch version and kernel build that recorded them the losses are reproduced to
 1e-9 (both implementations are deterministic there). Elsewhere float rounding differs (another CPU's
-vector instructions, another BLAS); the tolerance is ten times the gap between the two implementations
-measured on the recording machine, which is what a change of rounding alone does: the mean loss at each
-recorded step within 1e-4 (quadratic; the gap is 6e-6) or 1e-2 (MNIST, whose minibatch training amplifies
-rounding more; the gap is 1.2e-3) relative. What that lets through, measured: one output weight of the shipped
-quadratic optimizer nudged by 1 % moves its mean loss by 8e-5 (caught on the recording machine, not elsewhere),
-by 5 % moves it by 5e-4 (caught everywhere: test_a_changed_optimizer_is_caught).
+vector instructions, another BLAS); the tolerance is about ten times the largest gap that a change of rounding
+alone was measured to make — between the two implementations on the recording machine (an AMD EPYC), and
+between that machine and an Intel Xeon: the mean loss at each recorded step within 1e-4 relative for quadratic
+(gaps up to 6e-6) and quadratic-ntm (7e-7), 1e-3 for quadratic-gac (1.2e-4 at step 75 on the Xeon: one of the
+16 problems' trajectories turns on a rounding there; below 2e-7 up to step 50) and 1e-2 for MNIST (whose
+minibatch training amplifies rounding more; 1.6e-3). What that lets through, measured: one output weight of the
+shipped quadratic optimizer nudged by 1 % moves its mean loss by 8e-5 (caught on the recording machine, not
+elsewhere), by 5 % moves it by 5e-4 (caught everywhere: test_a_changed_optimizer_is_caught); the same 5 % nudge
+moves quadratic-gac's by 3e-4, caught on the recording machine only.
 """
 
 import json
@@ -24,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent / "golden"))
 import shipped  # noqa: E402
 
 GOLDEN = json.loads(shipped.FILE.read_text())
-ELSEWHERE_RTOL = {"quadratic": 1e-4, "mnist": 1e-2, "quadratic-gac": 1e-4, "quadratic-ntm": 1e-4}
+ELSEWHERE_RTOL = {"quadratic": 1e-4, "mnist": 1e-2, "quadratic-gac": 1e-3, "quadratic-ntm": 1e-4}
 
 
 def _same_machine(implementation: str) -> bool:
