@@ -58,6 +58,8 @@ class ArtConfig:
             raise ValueError(f"content_layer must be 'auto' or a conv layer conv1_1 … conv5_4, got {self.content_layer!r}")
         if self.padding != "auto" and self.padding not in feat.PADDINGS:
             raise ValueError(f"padding must be 'auto' or one of {feat.PADDINGS}, got {self.padding!r}")
+        if self.network == "vgg19" and padding(self) != "zeros":
+            raise ValueError(f"VGG-19 was trained with zero padding; padding={self.padding!r} needs network='random'")
         if padding(self) == "reflect" and self.size < 32:
             raise ValueError(f"reflect padding needs conv5_1's maps to be at least 2 pixels wide: size >= 32, got "
                              f"{self.size} (or padding='zeros')")
@@ -79,8 +81,6 @@ def padding(cfg: ArtConfig) -> str:
 
 def network(cfg: ArtConfig, data_dir=None) -> feat.FeatureNet:
     if cfg.network == "vgg19":
-        if padding(cfg) != "zeros":
-            raise ValueError(f"VGG-19 was trained with zero padding; padding={cfg.padding!r} needs network='random'")
         if cfg.weights:
             return feat.vgg19(cfg.weights, cfg.weights_sha256 or None)
         from l2o.data import datasets, vgg
