@@ -30,12 +30,13 @@ def generated(monkeypatch):
     monkeypatch.setattr(conv_tasks, "image_splits", splits)
 
 
-def tiny(only="ten,five,two,torch_layers"):
+def tiny(only="ten,five,two,torch_layers", long_episodes=1):
     return cifar.Settings(
         task=ConvConfig(dataset="fashion-mnist", channels=(2, 2), hidden=(4,), batch_size=4),
         train=TrainConfig(episodes=2, horizon=4, unroll=2, problems=1, val_every=1, val_problems=1, seed=0),
         experiment=cifar.ExperimentConfig(test_problems=2, tune_problems=1, steps=5, tune_steps=3, lr_min=0.01,
-                                          lr_max=1.0, per_decade=1, mlp_steps=4, only=only))
+                                          lr_max=1.0, per_decade=1, mlp_steps=4, only=only,
+                                          long_episodes=long_episodes, long_horizon=6, long_val_every=1))
 
 
 def test_suite_end_to_end_names_its_stand_in_and_reuses(generated, tmp_path):
@@ -52,7 +53,17 @@ def test_suite_end_to_end_names_its_stand_in_and_reuses(generated, tmp_path):
     assert set(sub["rule"]["rules"]) == {"conv", "fc"} and sub["rule"]["rules"]["conv"]["output_scale"] == 0.01
     text = (tmp_path / "results.md").read_text()
     assert "Fashion-MNIST (stand-in for CIFAR-10)" in text and (tmp_path / "figure7.png").is_file()
-    own = json.loads((tmp_path / "train" / "lstm" / "summary.json").read_text())
+    for key in ("lstm", "sub"):  # the second stage starts from the first's best weights, at its own horizon
+        second = json.loads((tmp_path / "train" / f"{key}-long" / "config.json").read_text())["train"]
+        assert second["init_from"] == str(tmp_path / "train" / key) and second["horizon"] == 6
+        assert second["episodes"] == 1 and second["meta_lr"] == 1e-3
+        assert summary["runs"][key] == str(tmp_path / "train" / f"{key}-long")
+    first = json.loads((tmp_path / "train" / "lstm" / "config.json").read_text())["train"]
+    assert first["horizon"] == 4 and first["init_from"] == ""
+    history = [(tmp_path / "train" / k / "history.csv").read_text().splitlines() for k in ("lstm", "lstm-long")]
+    assert all(len(h) > 1 for h in history)
+    assert not (tmp_path / "train" / "lstm" / "summary.json").exists()
+    own = json.loads((tmp_path / "train" / "lstm-long" / "summary.json").read_text())
     assert own["dataset"] == "Fashion-MNIST (stand-in for CIFAR-10)" and set(own["tasks"]) == {"ten", "five", "two", "torch_layers"}
     layers = json.loads((tmp_path / "tasks" / "torch_layers" / "results.json").read_text())["task"]
     assert layers["init"] == "torch" and layers["bn_scale"] is True and (tmp_path / "users_models.png").is_file()
@@ -62,8 +73,12 @@ def test_suite_end_to_end_names_its_stand_in_and_reuses(generated, tmp_path):
 
 
 def test_only_the_ten_class_task_trains_no_sub(generated, tmp_path):
-    summary = cifar.run(tmp_path, tiny("ten"), progress=False, log=lambda *a: None)
+    summary = cifar.run(tmp_path, tiny("ten", long_episodes=0), progress=False, log=lambda *a: None)
     assert list(summary["tasks"]) == ["ten"] and not (tmp_path / "train" / "sub").exists()
+    assert summary["runs"] == {"lstm": str(tmp_path / "train" / "lstm")} and not (tmp_path / "train" / "lstm-long").exists()
+    assert (tmp_path / "train" / "lstm" / "summary.json").is_file()
+    with pytest.raises(ValueError, match="long_episodes must be >= 0"):
+        cifar.ExperimentConfig(long_episodes=-1)
     with pytest.raises(ValueError, match=r"unknown tasks \['eleven'\]"):
         cifar.eval_tasks(tiny("ten,eleven"))
 

@@ -3,6 +3,9 @@
 Two optimizers, both the paper's two-LSTM rule (one LSTM for the convolution kernels, one for the rest):
     LSTM        meta-trained on the 10-class task
     LSTM-sub    meta-trained only on the classes SUB_LABELS, disjoint from both evaluation subsets
+Each is meta-trained in two stages: TRAIN (horizon 200), then a second stage at the evaluation's horizon (1,000
+steps) started from the first stage's best weights (``ExperimentConfig.long_*``). An optimizer meta-trained only
+on 200-step episodes leads for about 200 steps and then falls behind tuned NAG and Adam (docs/cifar.md).
 Evaluation tasks (baselines tuned per task on validation problems; everything on the same test problems):
     ten         the 10 classes (Figure 7, left)
     five        the classes FIVE (Figure 7, middle)
@@ -15,7 +18,8 @@ airplane, automobile, bird, cat, deer; airplane, automobile), SUB_LABELS = 5–9
 ``dataset``: "cifar10" (the real experiment; `l2o data cifar10`), or "fashion-mnist" / "mnist", the same
 network on 28×28×1 images: a stand-in, named as such in every figure, table and summary.
 
-    out/train/lstm/, out/train/sub/     the meta-training runs (best.safetensors is each optimizer)
+    out/train/lstm/, out/train/sub/     the first stage's meta-training runs
+    out/train/lstm-long/, out/train/sub-long/   the second stage's (best.safetensors is each optimizer)
     out/tasks/<task>/                   tuning.json, results.json, results.csv per task
     out/figure7.png, users_models.png, results.md, summary.json
 
@@ -62,6 +66,15 @@ class ExperimentConfig:
     per_decade: int = 2  # grid points per factor of ten
     mlp_steps: int = 100  # steps of the paper's MNIST MLP task (its own horizon)
     only: str = "all"  # "all", or a comma-separated list of tasks (ten, five, two, torch_layers, mnist_mlp)
+    long_episodes: int = 40  # a second meta-training stage, from the first's best weights; 0 = none
+    long_horizon: int = 1000  # its horizon (a multiple of the truncation length)
+    long_meta_lr: float = 1e-3  # its meta learning rate (cosine schedule, as the first stage's)
+    long_val_every: int = 10  # episodes between its validations (at its horizon; the first stage's best counts)
+
+    def __post_init__(self):
+        if self.long_episodes < 0 or self.long_horizon < 1 or self.long_val_every < 1 or not self.long_meta_lr > 0:
+            raise ValueError(f"long_episodes must be >= 0, long_horizon and long_val_every >= 1 and long_meta_lr > 0; "
+                             f"got {self.long_episodes}, {self.long_horizon}, {self.long_val_every}, {self.long_meta_lr}")
 
 
 @dataclass
@@ -94,17 +107,32 @@ def family(cfg: ConvConfig | MLPConfig, data_dir=None):
     return ImageMLPFamily(cfg, data_dir=data_dir) if isinstance(cfg, MLPConfig) else ConvFamily(cfg, data_dir=data_dir)
 
 
-def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, *, data_dir, progress, device, implementation, log):
-    folder = out / "train" / key
-    log(f"    {key}: {describe(cfg)}; {s.train.episodes} episodes × {s.train.problems} problems, horizon "
-        f"{s.train.horizon} → {folder}")
-    result = meta_train(ConvFamily(cfg, data_dir=data_dir), conv_fc(s.rule, implementation=implementation), s.train,
+def _stage(folder: Path, cfg: ConvConfig, train: TrainConfig, s: Settings, *, data_dir, progress, device,
+           implementation, log):
+    log(f"    {folder.name}: {describe(cfg)}; {train.episodes} episodes × {train.problems} problems, horizon "
+        f"{train.horizon}" + (f", from {train.init_from}" if train.init_from else "") + f" → {folder}")
+    result = meta_train(ConvFamily(cfg, data_dir=data_dir), conv_fc(s.rule, implementation=implementation), train,
                         folder, resume="auto", progress=progress, device=device,
                         info={"task": "conv", "description": f"two LSTMs (conv kernels / the rest) on {describe(cfg)}"})
     plot_history(folder / "history.csv", folder / "history.png")
-    log(f"    {key}: {result.state.seconds:.0f} s of meta-training; best validation at episode "
+    log(f"    {folder.name}: {result.state.seconds:.0f} s of meta-training; best validation at episode "
         f"{result.state.best_episode}")
     return result
+
+
+def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, **kw):
+    """Meta-train one optimizer in its stages; returns the last stage's result, the stages' total seconds and the
+    folder of the optimizer (the last stage's run)."""
+    first = out / "train" / key
+    result = _stage(first, cfg, s.train, s, **kw)
+    seconds, e = result.state.seconds, s.experiment
+    if not e.long_episodes:
+        return result, seconds, first
+    second = out / "train" / f"{key}-long"
+    long = replace(s.train, episodes=e.long_episodes, horizon=e.long_horizon, meta_lr=e.long_meta_lr,
+                   val_every=e.long_val_every, checkpoint_every=2, curriculum=(), init_from=str(first))
+    result = _stage(second, cfg, long, s, **kw)
+    return result, seconds + result.state.seconds, second
 
 
 def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, progress: bool = True,
@@ -118,12 +146,11 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     e = s.experiment
     log(f"1/2 meta-training the two-LSTM optimizer on {describe(replace(s.task, labels=()))}, and LSTM-sub on "
         f"classes {list(SUB_LABELS)}")
-    full = _train("lstm", replace(s.task, labels=()), s, out, data_dir=data_dir, progress=progress, device=device,
-                  implementation=implementation, log=log)
-    sub = None
+    kw = dict(data_dir=data_dir, progress=progress, device=device, implementation=implementation, log=log)
+    trained = {"lstm": _train("lstm", replace(s.task, labels=()), s, out, **kw)}
     if any(getattr(cfg, "labels", ()) for cfg, _ in tasks.values()):
-        sub = _train("sub", replace(s.task, labels=SUB_LABELS), s, out, data_dir=data_dir, progress=progress,
-                     device=device, implementation=implementation, log=log)
+        trained["sub"] = _train("sub", replace(s.task, labels=SUB_LABELS), s, out, **kw)
+    full, sub = trained["lstm"][0], trained.get("sub", (None,))[0]
     if not common.only_main_continues():  # torchrun: the other processes' part is done
         return {}
 
@@ -156,8 +183,9 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         "dataset": s.task.dataset,
         "dataset_name": NAMES[s.task.dataset],
         "labels": {"five": list(FIVE), "two": list(TWO), "sub": list(SUB_LABELS)},
-        "meta_train_seconds": {"lstm": round(full.state.seconds, 1), **({"sub": round(sub.state.seconds, 1)} if sub else {})},
-        "best_episode": {"lstm": full.state.best_episode, **({"sub": sub.state.best_episode} if sub else {})},
+        "meta_train_seconds": {k: round(t[1], 1) for k, t in trained.items()},  # all stages
+        "best_episode": {k: t[0].state.best_episode for k, t in trained.items()},  # of the last stage
+        "runs": {k: str(t[2]) for k, t in trained.items()},
         "tasks": {k: {"description": describe(*tasks[k]),
                       **{label: common.headline(v, label) for label in v["rules"] if label in (LEARNED, SUB)}}
                   for k, v in results.items()},
@@ -167,16 +195,16 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         "machine": common.machine(device),
     }
     checkpoint.write_json(out / "summary.json", summary)
-    for key in ("lstm", "sub") if sub else ("lstm",):  # each optimizer's own results, for `l2o export`
+    for key, (_, _, folder) in trained.items():  # each optimizer's own results, for `l2o export`
         label = LEARNED if key == "lstm" else SUB
-        checkpoint.write_json(out / "train" / key / "summary.json", {
+        checkpoint.write_json(folder / "summary.json", {
             "command": command, "experiment": "cifar", "label": label, "dataset": NAMES[s.task.dataset],
             "meta_train_seconds": summary["meta_train_seconds"][key], "best_episode": summary["best_episode"][key],
             "tasks": {k: {"description": t["description"], **t[label]} for k, t in summary["tasks"].items() if label in t},
             "settings": summary["settings"]})
     md = [f"The paper's CIFAR-10 experiment on **{NAMES[s.task.dataset]}**: the two-LSTM optimizer meta-trained on the "
-          f"10-class task ({full.state.seconds / 60:.1f} min)" + (f", LSTM-sub on classes {list(SUB_LABELS)} "
-          f"({sub.state.seconds / 60:.1f} min)" if sub else "") + f"; {e.test_problems} test problems per task, "
+          f"10-class task ({trained['lstm'][1] / 60:.1f} min)" + (f", LSTM-sub on classes {list(SUB_LABELS)} "
+          f"({trained['sub'][1] / 60:.1f} min)" if sub else "") + f"; {e.test_problems} test problems per task, "
           f"{e.steps} steps. {describe_implementation(full.rule)}\n",
           "| task | learned | its final loss | best tuned baseline | its final loss | learned / best | beats all |",
           "|---|---|---|---|---|---|---|"]
