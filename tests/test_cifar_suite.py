@@ -43,7 +43,8 @@ def test_suite_end_to_end_names_its_stand_in_and_reuses(generated, tmp_path):
     summary = cifar.run(tmp_path, tiny(), progress=False, log=lambda *a: None)
     assert summary["dataset_name"] == "Fashion-MNIST (stand-in for CIFAR-10)"
     assert list(summary["tasks"]) == ["ten", "five", "two", "torch_layers"]
-    assert set(summary["tasks"]["ten"]) == {"description", cifar.LEARNED}  # LSTM-sub only on the subsets
+    # LSTM-sub only on the subsets; the first stage alone only on the 10-class task
+    assert set(summary["tasks"]["ten"]) == {"description", cifar.LEARNED, cifar.FIRST}
     assert set(summary["tasks"]["two"]) == {"description", cifar.LEARNED, cifar.SUB}
     r = json.loads((tmp_path / "tasks" / "five" / "results.json").read_text())
     assert r["task"]["labels"] == [0, 1, 2, 3, 4] and r["steps"] == 5
@@ -76,6 +77,7 @@ def test_only_the_ten_class_task_trains_no_sub(generated, tmp_path):
     summary = cifar.run(tmp_path, tiny("ten", long_episodes=0), progress=False, log=lambda *a: None)
     assert list(summary["tasks"]) == ["ten"] and not (tmp_path / "train" / "sub").exists()
     assert summary["runs"] == {"lstm": str(tmp_path / "train" / "lstm")} and not (tmp_path / "train" / "lstm-long").exists()
+    assert set(summary["tasks"]["ten"]) == {"description", cifar.LEARNED}
     assert (tmp_path / "train" / "lstm" / "summary.json").is_file()
     with pytest.raises(ValueError, match="long_episodes must be >= 0"):
         cifar.ExperimentConfig(long_episodes=-1)

@@ -47,6 +47,7 @@ FIVE, TWO, SUB_LABELS = (0, 1, 2, 3, 4), (0, 1), (5, 6, 7, 8, 9)
 NAMES = {"cifar10": "CIFAR-10", "fashion-mnist": "Fashion-MNIST (stand-in for CIFAR-10)",
          "mnist": "MNIST (stand-in for CIFAR-10)"}
 LEARNED, SUB = "LSTM (learned)", "LSTM-sub (learned)"
+FIRST = "LSTM, first stage only"  # on the 10-class task, with a second stage: what the second stage changed
 # The authors' code: both LSTMs 2 × 20, log/sign preprocessing with p = 5, output scale 0.01.
 RULE = LSTMConfig(preprocess=True, p=5.0, output_scale=0.01)
 # Meta-training horizon 200 steps in truncations of 20 (evaluation runs 1,000); one problem per episode; about
@@ -121,18 +122,18 @@ def _stage(folder: Path, cfg: ConvConfig, train: TrainConfig, s: Settings, *, da
 
 
 def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, **kw):
-    """Meta-train one optimizer in its stages; returns the last stage's result, the stages' total seconds and the
-    folder of the optimizer (the last stage's run)."""
+    """Meta-train one optimizer in its stages; returns the last stage's result, the stages' total seconds, the
+    folder of the optimizer (the last stage's run) and the first stage's result."""
     first = out / "train" / key
-    result = _stage(first, cfg, s.train, s, **kw)
+    result = start = _stage(first, cfg, s.train, s, **kw)
     seconds, e = result.state.seconds, s.experiment
     if not e.long_episodes:
-        return result, seconds, first
+        return result, seconds, first, result
     second = out / "train" / f"{key}-long"
     long = replace(s.train, episodes=e.long_episodes, horizon=e.long_horizon, meta_lr=e.long_meta_lr,
                    val_every=e.long_val_every, checkpoint_every=2, curriculum=(), init_from=str(first))
     result = _stage(second, cfg, long, s, **kw)
-    return result, seconds + result.state.seconds, second
+    return result, seconds + result.state.seconds, second, start
 
 
 def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, progress: bool = True,
@@ -160,6 +161,8 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     for name, (cfg, steps) in tasks.items():
         subset = getattr(cfg, "labels", ())
         learned = {LEARNED: full.rule, **({SUB: sub.rule} if subset and sub is not None else {})}
+        if name == "ten" and s.experiment.long_episodes:
+            learned[FIRST] = trained["lstm"][3].rule
         _, results[name] = common.tune_and_evaluate(
             out / "tasks" / name, family(cfg, data_dir), steps, learned,
             grid=lr_grid(e.lr_min, e.lr_max, e.per_decade), tune_problems=e.tune_problems,
@@ -187,7 +190,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         "best_episode": {k: t[0].state.best_episode for k, t in trained.items()},  # of the last stage
         "runs": {k: str(t[2]) for k, t in trained.items()},
         "tasks": {k: {"description": describe(*tasks[k]),
-                      **{label: common.headline(v, label) for label in v["rules"] if label in (LEARNED, SUB)}}
+                      **{label: common.headline(v, label) for label in v["rules"] if label in (LEARNED, SUB, FIRST)}}
                   for k, v in results.items()},
         "total_seconds": round(time.perf_counter() - started, 1),
         "implementation": implementation_of(full.rule),
@@ -195,7 +198,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         "machine": common.machine(device),
     }
     checkpoint.write_json(out / "summary.json", summary)
-    for key, (_, _, folder) in trained.items():  # each optimizer's own results, for `l2o export`
+    for key, (_, _, folder, _) in trained.items():  # each optimizer's own results, for `l2o export`
         label = LEARNED if key == "lstm" else SUB
         checkpoint.write_json(folder / "summary.json", {
             "command": command, "experiment": "cifar", "label": label, "dataset": NAMES[s.task.dataset],
@@ -209,7 +212,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
           "| task | learned | its final loss | best tuned baseline | its final loss | learned / best | beats all |",
           "|---|---|---|---|---|---|---|"]
     for k, t in summary["tasks"].items():
-        for label in (LEARNED, SUB):
+        for label in (LEARNED, SUB, FIRST):
             if label in t:
                 h = t[label]
                 md.append(f"| {k}: {t['description']} | {label} | {h['learned_final_mean']:.4g} ± "
