@@ -36,7 +36,8 @@ def tiny(only="ten,five,two,torch_layers", long_episodes=1):
         train=TrainConfig(episodes=2, horizon=4, unroll=2, problems=1, val_every=1, val_problems=1, seed=0),
         experiment=cifar.ExperimentConfig(test_problems=2, tune_problems=1, steps=5, tune_steps=3, lr_min=0.01,
                                           lr_max=1.0, per_decade=1, mlp_steps=4, only=only,
-                                          long_episodes=long_episodes, long_horizon=6, long_val_every=1))
+                                          long_episodes=long_episodes, long_horizon=6, long_unroll=3,
+                                          long_val_every=1))
 
 
 def test_suite_end_to_end_names_its_stand_in_and_reuses(generated, tmp_path):
@@ -56,7 +57,7 @@ def test_suite_end_to_end_names_its_stand_in_and_reuses(generated, tmp_path):
     assert "Fashion-MNIST (stand-in for CIFAR-10)" in text and (tmp_path / "figure7.png").is_file()
     for key in ("lstm", "sub"):  # the second stage starts from the first's best weights, at its own horizon
         second = json.loads((tmp_path / "train" / f"{key}-long" / "config.json").read_text())["train"]
-        assert second["init_from"] == str(tmp_path / "train" / key) and second["horizon"] == 6
+        assert second["init_from"] == str(tmp_path / "train" / key) and (second["horizon"], second["unroll"]) == (6, 3)
         assert second["episodes"] == 1 and second["meta_lr"] == 1e-3
         assert summary["runs"][key] == str(tmp_path / "train" / f"{key}-long")
     first = json.loads((tmp_path / "train" / "lstm" / "config.json").read_text())["train"]

@@ -68,14 +68,17 @@ class ExperimentConfig:
     mlp_steps: int = 100  # steps of the paper's MNIST MLP task (its own horizon)
     only: str = "all"  # "all", or a comma-separated list of tasks (ten, five, two, torch_layers, mnist_mlp)
     long_episodes: int = 40  # a second meta-training stage, from the first's best weights; 0 = none
-    long_horizon: int = 1000  # its horizon (a multiple of the truncation length)
+    long_horizon: int = 1000  # its horizon (a multiple of long_unroll)
+    long_unroll: int = 100  # its truncation length (the first stage's: 20)
     long_meta_lr: float = 1e-3  # its meta learning rate (cosine schedule, as the first stage's)
     long_val_every: int = 10  # episodes between its validations (at its horizon; the first stage's best counts)
 
     def __post_init__(self):
-        if self.long_episodes < 0 or self.long_horizon < 1 or self.long_val_every < 1 or not self.long_meta_lr > 0:
-            raise ValueError(f"long_episodes must be >= 0, long_horizon and long_val_every >= 1 and long_meta_lr > 0; "
-                             f"got {self.long_episodes}, {self.long_horizon}, {self.long_val_every}, {self.long_meta_lr}")
+        if self.long_episodes < 0 or min(self.long_horizon, self.long_unroll, self.long_val_every) < 1 \
+                or not self.long_meta_lr > 0:
+            raise ValueError(f"long_episodes must be >= 0, long_horizon, long_unroll and long_val_every >= 1 and "
+                             f"long_meta_lr > 0; got {self.long_episodes}, {self.long_horizon}, {self.long_unroll}, "
+                             f"{self.long_val_every}, {self.long_meta_lr}")
 
 
 @dataclass
@@ -130,8 +133,8 @@ def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, **kw):
     if not e.long_episodes:
         return result, seconds, first, result
     second = out / "train" / f"{key}-long"
-    long = replace(s.train, episodes=e.long_episodes, horizon=e.long_horizon, meta_lr=e.long_meta_lr,
-                   val_every=e.long_val_every, checkpoint_every=2, curriculum=(), init_from=str(first))
+    long = replace(s.train, episodes=e.long_episodes, horizon=e.long_horizon, unroll=e.long_unroll,
+                   meta_lr=e.long_meta_lr, val_every=e.long_val_every, checkpoint_every=2, curriculum=(), init_from=str(first))
     result = _stage(second, cfg, long, s, **kw)
     return result, seconds + result.state.seconds, second, start
 
