@@ -134,7 +134,8 @@ def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, **kw):
         return result, seconds, first, result
     second = out / "train" / f"{key}-long"
     long = replace(s.train, episodes=e.long_episodes, horizon=e.long_horizon, unroll=e.long_unroll,
-                   meta_lr=e.long_meta_lr, val_every=e.long_val_every, checkpoint_every=2, curriculum=(), init_from=str(first))
+                   meta_lr=e.long_meta_lr, val_every=e.long_val_every, checkpoint_every=2, curriculum=(),
+                   init_from=str(first))
     result = _stage(second, cfg, long, s, **kw)
     return result, seconds + result.state.seconds, second, start
 
