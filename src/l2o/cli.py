@@ -192,6 +192,13 @@ def cmd_table(args) -> None:
     print(table(load_results(args.results)), end="")
 
 
+def cmd_status(args) -> None:
+    from l2o import status
+
+    for i, root in enumerate(args.paths):
+        print(("\n" if i else "") + status.report(root))
+
+
 def cmd_pretrained(args) -> None:
     for name, info in checkpoint.pretrained().items():
         print(f"{name}: {info.get('description', '')}")
@@ -528,6 +535,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass(p, ArtConfig, "", ArtConfig(size=128), skip=("style",))  # the style is the file given
     _common(p)
     p.set_defaults(fn=cmd_stylize)
+
+    p = sub.add_parser("status", help="where long work stands: the training runs (episodes, best validation, time "
+                       "left) and progress files under a folder, read while they run")
+    p.add_argument("paths", nargs="*", default=["runs"], metavar="PATH",
+                   help="output or run folders (default: runs)")
+    p.set_defaults(fn=cmd_status)
 
     p = sub.add_parser("pretrained", help="list the optimizers shipped with l2o")
     p.set_defaults(fn=cmd_pretrained)

@@ -1,0 +1,110 @@
+"""Where long work stands: the meta-training runs and the progress files under a folder, read from their
+headers (no weights are loaded), so it can be asked while the work runs.
+
+    l2o status docs/cifar
+
+For a run: episodes done of its total, its best validation so far, its meta-training time, and what is left at
+the average pace so far (an estimate: a curriculum's later episodes cost more). For a progress file
+(``*.partial.json``, see ``l2o.partial``): how many pieces are done. A finished suite's ``summary.json`` is listed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from l2o import checkpoint
+from l2o.meta.run_folder import CONFIG, HISTORY, STATE
+from l2o.partial import FORMAT
+
+
+def run_status(folder: str | Path) -> dict[str, Any]:
+    """One run folder's progress: {path, episode, episodes, finished, best_episode, best_metric, metric, seconds,
+    seconds_left, age}; {path, error} when its files cannot be read."""
+    folder = Path(folder)
+    out: dict[str, Any] = {"path": str(folder)}
+    try:
+        config = json.loads((folder / CONFIG).read_text())
+        train = config["train"]
+        out.update(episodes=int(train["episodes"]), metric=train.get("val_metric", "final"))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return {**out, "error": f"{folder / CONFIG} is not a run's settings file: {e}"}
+    if not (folder / STATE).is_file():
+        note = "its settings and history only, no resumable state" if (folder / HISTORY).is_file() else \
+            "no checkpoint yet"
+        return {**out, "episode": 0, "finished": False, "note": note}
+    try:
+        state = checkpoint.read_document(folder / STATE, "train_state")["train_state"]
+    except (checkpoint.CheckpointError, KeyError, TypeError) as e:
+        return {**out, "error": str(e)}
+    episode, seconds = int(state["episode"]), float(state["seconds"])
+    left = out["episodes"] - episode
+    out.update(episode=episode, finished=left <= 0, best_episode=state.get("best_episode"),
+               best_metric=state.get("best_metric"), seconds=seconds,
+               seconds_left=seconds / episode * left if episode and left > 0 else (0.0 if left <= 0 else None),
+               age=time.time() - (folder / STATE).stat().st_mtime)
+    return out
+
+
+def progress_status(path: str | Path) -> dict[str, Any]:
+    """A progress file's {path, pieces, age}; {path, error} for a file that is not one."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+        if not (isinstance(doc, dict) and doc.get("format") == FORMAT and isinstance(doc.get("done"), dict)):
+            raise ValueError("not an l2o progress file")
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return {"path": str(path), "error": f"{path}: {e}"}
+    return {"path": str(path), "pieces": len(doc["done"]), "age": time.time() - path.stat().st_mtime}
+
+
+def scan(root: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """Every run folder (a ``config.json`` with training settings), progress file and ``summary.json`` under
+    ``root``, sorted by path."""
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"{root} does not exist: give a run folder or an experiment's output folder")
+    files = sorted(p for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file())
+    runs = [run_status(p.parent) for p in files if p.name == CONFIG and _is_run(p)]
+    progress = [progress_status(p) for p in files if p.name.endswith(".partial.json")]
+    summaries = [str(p) for p in files if p.name == "summary.json" and not (p.parent / CONFIG).is_file()]
+    return {"runs": runs, "progress": progress, "summaries": summaries}
+
+
+def _is_run(config: Path) -> bool:
+    try:
+        doc = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return (config.parent / STATE).is_file()
+    return isinstance(doc, dict) and isinstance(doc.get("train"), dict)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def report(root: str | Path) -> str:
+    """``scan(root)`` as lines of text."""
+    found = scan(root)
+    lines = []
+    for r in found["runs"]:
+        if "error" in r:
+            lines.append(f"{r['path']}: unreadable: {r['error']}")
+        elif "note" in r:
+            lines.append(f"{r['path']}: {r['note']} ({r['episodes']} episodes)")
+        else:
+            best = (f"best {r['metric']} {r['best_metric']:.4g} at episode {r['best_episode']}"
+                    if r["best_episode"] is not None and r["best_episode"] >= 0 else "not validated yet")
+            where = "finished" if r["finished"] else f"about {_duration(r['seconds_left'])} left at this pace"
+            lines.append(f"{r['path']}: {r['episode']}/{r['episodes']} episodes, {best}, "
+                         f"{_duration(r['seconds'])} of meta-training, {where}; saved {_duration(r['age'])} ago")
+    for p in found["progress"]:
+        lines.append(f"{p['path']}: unreadable: {p['error']}" if "error" in p else
+                     f"{p['path']}: {p['pieces']} pieces done (in progress; saved {_duration(p['age'])} ago)")
+    lines += [f"{s}: finished" for s in found["summaries"]]
+    return "\n".join(lines) if lines else f"{root}: no training runs, progress files or summaries found"

@@ -1,0 +1,55 @@
+"""`l2o status`: a run's episodes, best validation and time left, read from its files while it runs; progress
+files; clear lines (not a crash) for damaged files."""
+
+import json
+
+import pytest
+
+from l2o import status
+from l2o.cli import main
+from l2o.meta import TrainConfig, meta_train
+from l2o.partial import Partial
+from l2o.rules import LSTMRule
+from l2o.tasks import QuadraticFamily
+
+SMALL = dict(horizon=20, unroll=10, problems=8, val_every=2, val_problems=16, checkpoint_every=2)
+
+
+def test_a_stopped_run_a_finished_run_and_a_progress_file(tmp_path, capsys):
+    cfg = TrainConfig(episodes=6, **SMALL)
+    meta_train(QuadraticFamily(), LSTMRule(preprocess=False, output_scale=1.0), cfg, tmp_path / "a", progress=False,
+               stop_after=4)
+    meta_train(QuadraticFamily(), LSTMRule(preprocess=False, output_scale=1.0), TrainConfig(episodes=2, **SMALL),
+               tmp_path / "b", progress=False)
+    Partial(tmp_path / "tasks" / "x" / "results.partial.json", {"steps": 5}).put("adam", {"curve": [1.0]})
+    a = status.run_status(tmp_path / "a")
+    assert (a["episode"], a["episodes"], a["finished"]) == (4, 6, False)
+    assert a["best_episode"] in (0, 2, 4) and a["seconds"] > 0
+    assert a["seconds_left"] == pytest.approx(a["seconds"] / 4 * 2)
+    found = status.scan(tmp_path)
+    assert [r["path"] for r in found["runs"]] == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert found["runs"][1]["finished"] and found["runs"][1]["seconds_left"] == 0.0
+    assert found["progress"][0]["pieces"] == 1
+    assert main(["status", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{tmp_path / 'a'}: 4/6 episodes, best final ") and "left at this pace" in out[0]
+    assert out[1].startswith(f"{tmp_path / 'b'}: 2/2 episodes") and "finished" in out[1]
+    assert out[2] == f"{tmp_path / 'tasks' / 'x' / 'results.partial.json'}: 1 pieces done (in progress; saved 0 min ago)"
+
+
+def test_damaged_files_and_empty_or_missing_folders(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"train": {"episodes": 10, "val_metric": "final"}}))
+    assert status.run_status(run)["note"] == "no checkpoint yet"
+    (run / "state.safetensors").write_bytes(b"not a checkpoint")
+    assert "not a readable safetensors file" in status.run_status(run)["error"]
+    (tmp_path / "x.partial.json").write_text("{")
+    assert "x.partial.json" in status.progress_status(tmp_path / "x.partial.json")["error"]
+    assert main(["status", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{run}: unreadable: " in out and f"{tmp_path / 'x.partial.json'}: unreadable: " in out
+    (tmp_path / "empty").mkdir()
+    assert status.report(tmp_path / "empty") == f"{tmp_path / 'empty'}: no training runs, progress files or summaries found"
+    assert main(["status", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
