@@ -101,22 +101,22 @@ def save(path: str | os.PathLike, tensors: dict[str, Tensor], kind: str, meta: d
 
 def load(path: str | os.PathLike, kind: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Read a checkpoint written by :func:`save`; clear errors for anything else."""
-    return _read(path, kind, tensors=True)
+    return _read(path, kind, with_tensors=True)
 
 
 def read_document(path: str | os.PathLike, kind: str) -> dict[str, Any]:
     """A checkpoint's JSON document alone (its weights are not read); the same checks and errors as :func:`load`."""
-    return _read(path, kind, tensors=False)[1]
+    return _read(path, kind, with_tensors=False)[1]
 
 
-def _read(path: str | os.PathLike, kind: str, tensors: bool) -> tuple[dict[str, Tensor], dict[str, Any]]:
+def _read(path: str | os.PathLike, kind: str, with_tensors: bool) -> tuple[dict[str, Tensor], dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path} is not a readable safetensors file (corrupt or truncated?): {e}") from e
     if "l2o" not in header:

@@ -21,6 +21,16 @@ from l2o import checkpoint
 FORMAT = "l2o.partial"
 
 
+def read(path: str | Path) -> dict[str, Any] | None:
+    """A progress file's document ({format, key, done}); None for a file that cannot be read or is not one."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    ok = isinstance(doc, dict) and doc.get("format") == FORMAT and isinstance(doc.get("done"), dict)
+    return doc if ok else None
+
+
 class Partial:
     """``get(name)`` / ``put(name, value)`` over the progress file ``path`` for the settings ``key``; with
     ``path=None`` nothing is read or written (the computation simply runs)."""
@@ -31,12 +41,8 @@ class Partial:
         self.done: dict[str, Any] = {}
         if self.path is None or not self.path.is_file():
             return
-        try:
-            doc = json.loads(self.path.read_text())
-            ok = isinstance(doc, dict) and doc.get("format") == FORMAT and isinstance(doc.get("done"), dict)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            ok = False
-        if not ok:
+        doc = read(self.path)
+        if doc is None:
             warnings.warn(f"{self.path} is not an l2o progress file; starting the computation over", stacklevel=2)
         elif doc.get("key") == self.key:
             self.done = doc["done"]

@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from l2o import checkpoint
+from l2o import checkpoint, partial
 from l2o.meta.run_folder import CONFIG, HISTORY, STATE
-from l2o.partial import FORMAT
 
 
 def run_status(folder: str | Path) -> dict[str, Any]:
@@ -51,12 +50,9 @@ def run_status(folder: str | Path) -> dict[str, Any]:
 def progress_status(path: str | Path) -> dict[str, Any]:
     """A progress file's {path, pieces, age}; {path, error} for a file that is not one."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-        if not (isinstance(doc, dict) and doc.get("format") == FORMAT and isinstance(doc.get("done"), dict)):
-            raise ValueError("not an l2o progress file")
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        return {"path": str(path), "error": f"{path}: {e}"}
+    doc = partial.read(path)
+    if doc is None:
+        return {"path": str(path), "error": f"{path}: not a readable l2o progress file"}
     return {"path": str(path), "pieces": len(doc["done"]), "age": time.time() - path.stat().st_mtime}
 
 

@@ -5,7 +5,7 @@ Two optimizers, both the paper's two-LSTM rule (one LSTM for the convolution ker
     LSTM-sub    meta-trained only on the classes SUB_LABELS, disjoint from both evaluation subsets
 Each is meta-trained in two stages: TRAIN (horizon 200), then a second stage at the evaluation's horizon (1,000
 steps) started from the first stage's best weights (``ExperimentConfig.long_*``). An optimizer meta-trained only
-on 200-step episodes leads for about 200 steps and then falls behind tuned NAG and Adam (docs/cifar.md).
+on 200-step episodes kept pace with Adam and NAG over its horizon and fell behind them by step 1,000 (docs/cifar.md).
 Evaluation tasks (baselines tuned per task on validation problems; everything on the same test problems):
     ten         the 10 classes (Figure 7, left)
     five        the classes FIVE (Figure 7, middle)
@@ -31,10 +31,11 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from l2o import checkpoint
 from l2o.experiments import common
-from l2o.meta.train import TrainConfig, meta_train
+from l2o.meta.train import TrainConfig, TrainResult, meta_train
 from l2o.plots import plot_history, plot_panels
 from l2o.rules.base import describe_implementation, implementation_of
 from l2o.rules.lstm import LSTMConfig
@@ -124,20 +125,27 @@ def _stage(folder: Path, cfg: ConvConfig, train: TrainConfig, s: Settings, *, da
     return result
 
 
-def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, **kw):
-    """Meta-train one optimizer in its stages; returns the last stage's result, the stages' total seconds, the
-    folder of the optimizer (the last stage's run) and the first stage's result."""
+class Trained(NamedTuple):
+    result: TrainResult  # the last stage's: its rule is the optimizer
+    seconds: float  # meta-training wall-clock of all stages
+    folder: Path  # the optimizer's run (the last stage's)
+    first: TrainResult  # the first stage's
+
+
+def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, **kw) -> Trained:
+    """Meta-train one optimizer in its stages."""
     first = out / "train" / key
     result = start = _stage(first, cfg, s.train, s, **kw)
     seconds, e = result.state.seconds, s.experiment
     if not e.long_episodes:
-        return result, seconds, first, result
+        return Trained(result, seconds, first, result)
     second = out / "train" / f"{key}-long"
     long = replace(s.train, episodes=e.long_episodes, horizon=e.long_horizon, unroll=e.long_unroll,
-                   meta_lr=e.long_meta_lr, val_every=e.long_val_every, checkpoint_every=2, curriculum=(),
+                   meta_lr=e.long_meta_lr, val_every=e.long_val_every, curriculum=(),
+                   checkpoint_every=2,  # its episodes are long (1,000 steps: minutes each)
                    init_from=str(first))
     result = _stage(second, cfg, long, s, **kw)
-    return result, seconds + result.state.seconds, second, start
+    return Trained(result, seconds + result.state.seconds, second, start)
 
 
 def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, progress: bool = True,
@@ -155,7 +163,8 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     trained = {"lstm": _train("lstm", replace(s.task, labels=()), s, out, **kw)}
     if any(getattr(cfg, "labels", ()) for cfg, _ in tasks.values()):
         trained["sub"] = _train("sub", replace(s.task, labels=SUB_LABELS), s, out, **kw)
-    full, sub = trained["lstm"][0], trained.get("sub", (None,))[0]
+    full = trained["lstm"].result
+    sub = trained["sub"].result if "sub" in trained else None
     if not common.only_main_continues():  # torchrun: the other processes' part is done
         return {}
 
@@ -166,7 +175,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         subset = getattr(cfg, "labels", ())
         learned = {LEARNED: full.rule, **({SUB: sub.rule} if subset and sub is not None else {})}
         if name == "ten" and s.experiment.long_episodes:
-            learned[FIRST] = trained["lstm"][3].rule
+            learned[FIRST] = trained["lstm"].first.rule
         _, results[name] = common.tune_and_evaluate(
             out / "tasks" / name, family(cfg, data_dir), steps, learned,
             grid=lr_grid(e.lr_min, e.lr_max, e.per_decade), tune_problems=e.tune_problems,
@@ -190,9 +199,9 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         "dataset": s.task.dataset,
         "dataset_name": NAMES[s.task.dataset],
         "labels": {"five": list(FIVE), "two": list(TWO), "sub": list(SUB_LABELS)},
-        "meta_train_seconds": {k: round(t[1], 1) for k, t in trained.items()},  # all stages
-        "best_episode": {k: t[0].state.best_episode for k, t in trained.items()},  # of the last stage
-        "runs": {k: str(t[2]) for k, t in trained.items()},
+        "meta_train_seconds": {k: round(t.seconds, 1) for k, t in trained.items()},  # all stages
+        "best_episode": {k: t.result.state.best_episode for k, t in trained.items()},  # of the last stage
+        "runs": {k: str(t.folder) for k, t in trained.items()},
         "tasks": {k: {"description": describe(*tasks[k]),
                       **{label: common.headline(v, label) for label in v["rules"] if label in (LEARNED, SUB, FIRST)}}
                   for k, v in results.items()},
@@ -202,16 +211,16 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         "machine": common.machine(device),
     }
     checkpoint.write_json(out / "summary.json", summary)
-    for key, (_, _, folder, _) in trained.items():  # each optimizer's own results, for `l2o export`
+    for key, stages in trained.items():  # each optimizer's own results, for `l2o export`
         label = LEARNED if key == "lstm" else SUB
-        checkpoint.write_json(folder / "summary.json", {
+        checkpoint.write_json(stages.folder / "summary.json", {
             "command": command, "experiment": "cifar", "label": label, "dataset": NAMES[s.task.dataset],
             "meta_train_seconds": summary["meta_train_seconds"][key], "best_episode": summary["best_episode"][key],
             "tasks": {k: {"description": t["description"], **t[label]} for k, t in summary["tasks"].items() if label in t},
             "settings": summary["settings"]})
     md = [f"The paper's CIFAR-10 experiment on **{NAMES[s.task.dataset]}**: the two-LSTM optimizer meta-trained on the "
-          f"10-class task ({trained['lstm'][1] / 60:.1f} min)" + (f", LSTM-sub on classes {list(SUB_LABELS)} "
-          f"({trained['sub'][1] / 60:.1f} min)" if sub else "") + f"; {e.test_problems} test problems per task, "
+          f"10-class task ({trained['lstm'].seconds / 60:.1f} min)" + (f", LSTM-sub on classes {list(SUB_LABELS)} "
+          f"({trained['sub'].seconds / 60:.1f} min)" if sub else "") + f"; {e.test_problems} test problems per task, "
           f"{e.steps} steps. {describe_implementation(full.rule)}\n",
           "| task | learned | its final loss | best tuned baseline | its final loss | learned / best | beats all |",
           "|---|---|---|---|---|---|---|"]
