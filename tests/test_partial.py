@@ -101,3 +101,46 @@ def test_a_foreign_progress_file_is_ignored_with_a_warning(tmp_path):
     assert "x" not in p
     p.put("x", 1.5)
     assert Partial(path, {"k": 1}).get("x") == 1.5 and Partial(path, {"k": 2}).get("x") is None
+
+
+def test_a_rule_added_to_a_finished_evaluation_is_the_only_one_run(tmp_path, monkeypatch):
+    from l2o.evaluate import load_results, save_results
+    from l2o.rules.baselines import SGD, Adam
+
+    fam = QuadraticFamily()
+    torch.manual_seed(0)
+    a, b = LSTMRule(), LSTMRule()
+    args = dict(steps=20, num_problems=4, progress=False)
+    first = evaluate({"a": a, "adam": Adam(lr=0.1)}, fam, **args)
+    first["learned_sha256"] = evaluate_module.weights_sha(a)  # as a suite saves one learned rule's fingerprint
+    save_results(first, tmp_path / "results.json")
+    previous = load_results(tmp_path / "results.json")  # through the file: JSON, as a suite reads it
+    count = interrupt_after(monkeypatch, evaluate_module, "unroll", None)
+    more = evaluate({"a": a, "adam": Adam(lr=0.1), "b": b, "sgd": SGD(lr=0.1)}, fam, previous=previous, **args)
+    assert count["n"] == 2  # only "b" and "sgd" ran
+    assert more["rules"]["a"] == first["rules"]["a"] and more["rules"]["adam"] == first["rules"]["adam"]
+    assert more["rules"]["b"] == evaluate({"b": b}, fam, **args)["rules"]["b"]
+    # several learned rules' fingerprints by label; another rule or other weights under a label are run again
+    more["learned_sha256"] = {"a": evaluate_module.weights_sha(a), "b": evaluate_module.weights_sha(b)}
+    with torch.no_grad():
+        b.out.bias.add_(0.01)
+    count["n"] = 0
+    again = evaluate({"a": a, "adam": Adam(lr=0.2), "b": b}, fam, previous=more, **args)
+    assert count["n"] == 2 and again["rules"]["a"] == more["rules"]["a"]  # "adam" (other lr) and "b" (other weights)
+    count["n"] = 0  # other settings (more problems): nothing is reused
+    evaluate({"a": a}, fam, previous=more, **{**args, "num_problems": 5})
+    assert count["n"] == 1
+
+
+def test_a_suite_task_with_one_more_learned_rule_evaluates_only_that_rule(tmp_path, monkeypatch):
+    from l2o.experiments.common import tune_and_evaluate
+
+    fam = QuadraticFamily()
+    torch.manual_seed(0)
+    a, b = LSTMRule(), LSTMRule()
+    args = dict(grid=GRID, tune_problems=4, test_problems=4, baselines=("sgd",), progress=False)
+    _, first = tune_and_evaluate(tmp_path, fam, 20, {"a": a}, **args)
+    count = interrupt_after(monkeypatch, evaluate_module, "unroll", None)
+    _, both = tune_and_evaluate(tmp_path, fam, 20, {"a": a, "b": b}, **args)
+    assert count["n"] == 1 and both["rules"]["a"] == first["rules"]["a"] and both["rules"]["sgd"] == first["rules"]["sgd"]
+    assert set(both["learned_sha256"]) == {"a", "b"}

@@ -57,10 +57,13 @@ def evaluate(
     progress: bool = True,
     device: str | torch.device = "cpu",
     partial: str | Path | None = None,
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run every rule on the same ``num_problems`` problems of ``split`` for ``steps`` steps. ``partial``: a progress
     file (each finished rule's curves, kept for the same rule, settings and weights; an interrupted evaluation
-    resumes from it, and it is removed when all rules are done)."""
+    resumes from it, and it is removed when all rules are done). ``previous``: an earlier result of the same
+    evaluation (a results document); a rule it ran with the same settings and weights is taken from it instead of
+    being run again, so that adding a rule to a finished evaluation runs only the new one."""
     if not rules:
         raise ValueError("evaluate needs at least one rule")
     task = family.sample(split, seed, num_problems).to(device)
@@ -74,11 +77,38 @@ def evaluate(
                  "weights_sha256": weights_sha(rule) if isinstance(rule, torch.nn.Module) else None}
         saved = done.get(label)
         if saved is None or saved["which"] != checkpoint.jsonable(which):
-            done.put(label, {"which": which, "curves": summarize(unroll(rule, task, steps).losses)})
+            curves = _previous_curves(previous, out, label, which)
+            done.put(label, {"which": which, "curves": curves if curves is not None else
+                             summarize(unroll(rule, task, steps).losses)})
         out["rules"][label] = {"rule": which["rule"], "implementation": which["implementation"],
                                **done.get(label)["curves"]}
     done.finish()
     return out
+
+
+def _previous_curves(previous: dict[str, Any] | None, out: dict[str, Any], label: str,
+                     which: dict[str, Any]) -> dict[str, Any] | None:
+    """``label``'s curves in ``previous`` if that evaluation had the same settings as ``out`` and ran the same rule
+    (configuration, implementation and, for a learned rule, weights); else None."""
+    if not isinstance(previous, dict) or not isinstance(previous.get("rules"), dict):
+        return None
+    if any(previous.get(k) != checkpoint.jsonable(out[k]) for k in ("task", "split", "seed", "num_problems", "steps")):
+        return None
+    saved = previous["rules"].get(label)
+    if not isinstance(saved, dict):
+        return None
+    from l2o.rules.baselines import BASELINES
+
+    shas = previous.get("learned_sha256")  # {label: sha} for several learned rules, one sha for one
+    if isinstance(shas, dict):
+        sha = shas.get(label)
+    else:
+        learned = [k for k, r in previous["rules"].items() if r.get("rule", {}).get("name") not in BASELINES]
+        sha = shas if learned == [label] else None
+    then = {"rule": saved.get("rule"), "implementation": saved.get("implementation"), "weights_sha256": sha}
+    if then != checkpoint.jsonable(which):
+        return None
+    return {k: v for k, v in saved.items() if k not in ("rule", "implementation")}
 
 
 def save_results(results: dict[str, Any], path: str | Path) -> None:

@@ -60,8 +60,12 @@ def tune_and_evaluate(folder: Path, family, steps: int, learned: dict, *, grid: 
             saved[k].get("rule") == r.config() and saved[k].get("implementation") == implementation_of(r)
             for k, r in rules.items()):
         return tuning, load_results(results_path)
+    try:  # what an earlier run of this task evaluated (e.g. with fewer rules) is reused where it is the same
+        previous = load_results(results_path) if results_path.is_file() else None
+    except ValueError:
+        previous = None
     results = evaluate(rules, family, steps=steps, num_problems=test_problems, progress=progress, device=device,
-                       partial=folder / "results.partial.json")
+                       partial=folder / "results.partial.json", previous=previous)
     results["learned_sha256"] = expect["learned_sha256"]
     results["tuning"] = {k: {"lr": b["lr"], "at_grid_edge": b["at_grid_edge"]} for k, b in tuning["baselines"].items()}
     save_results(results, results_path)
