@@ -1,6 +1,7 @@
 """The sharing experiment (LSTM vs LSTM+GAC vs NTM-BFGS / NTM-L-BFGS), end to end on tiny settings."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -64,6 +65,8 @@ def test_only_some_rules_and_unknown_names(tmp_path):
     assert "ratio_final_vs_lstm" not in summary["tasks"]["base"]["LSTM+GAC (2)"]
     with pytest.raises(ValueError, match=r"unknown learned rules \['bfgs'\]; available: lstm, gac, ntm"):
         sharing.run(tmp_path, sharing.Settings("quadratic", sharing.ExperimentConfig(only="gac,bfgs")), **QUIET)
+    with pytest.raises(ValueError, match=r"unknown evaluation tasks \['steps200'\]; available: base"):
+        sharing.run(tmp_path, sharing.Settings("quadratic", sharing.ExperimentConfig(tasks="steps200")), **QUIET)
     with pytest.raises(ValueError, match="runs on quadratic, mnist, not 'conv'"):
         sharing.run(tmp_path, sharing.Settings("conv"), **QUIET)
 
@@ -82,6 +85,11 @@ def test_mnist_variants_and_generalisation_tasks(data, tmp_path):  # noqa: F811
     assert summary["tasks"]["steps200"]["NTM-L-BFGS"]["steps"] == 6 and summary["tasks"]["base"]["steps"] == 4
     r = json.loads((tmp_path / "tasks" / "layers2" / "results.json").read_text())
     assert r["task"]["hidden"] == [20, 20] and set(r["rules"]) >= {"NTM-L-BFGS", "adam"}
+    stamp = (tmp_path / "tasks" / "units40" / "results.json").stat().st_mtime_ns
+    part = sharing.run(tmp_path, replace(s, experiment=replace(s.experiment, tasks="units40,base")), data_dir=root,
+                       **QUIET)  # some of the tasks (e.g. one process each), reusing what is done
+    assert list(part["tasks"]) == ["base", "units40"] and part["tasks"]["units40"] == summary["tasks"]["units40"]
+    assert (tmp_path / "tasks" / "units40" / "results.json").stat().st_mtime_ns == stamp
 
 
 def test_cli_reaches_the_settings(tmp_path, monkeypatch):

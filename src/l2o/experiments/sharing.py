@@ -14,7 +14,9 @@ budget, against the tuned baselines on the same held-out problems.
 
 Every stage is saved as it finishes and running the command again reuses what is done, as ``l2o mnist``.
 With several cores, the rules can be meta-trained in parallel, one process each (``--only gac --train-only``,
-``--only ntm --train-only``, …), and evaluated together afterwards by the command without those flags.
+``--only ntm --train-only``, …), and evaluated together afterwards by the command without those flags; the
+evaluation tasks can be shared out the same way (``--tasks base,units40`` in one process, ``--tasks
+steps200,layers2`` in another), and the command without ``--tasks`` then gathers them into one summary.
 The learned rules differ only in their architecture: same meta-training settings, seed, problems.
 """
 
@@ -68,6 +70,7 @@ class ExperimentConfig:
     test_problems: int = 0  # held-out test problems per task; 0: the task's experiment's (quadratic 1,000, MNIST 128)
     tune_problems: int = 0  # validation problems for each task's learning-rate search; 0: quadratic 512, MNIST 32
     train_only: bool = False  # meta-train the chosen rules and stop (e.g. one process per rule, then one to evaluate)
+    tasks: str = "all"  # "all", or a comma-separated list of the evaluation tasks (quadratic: base; mnist: base, steps200, units40, layers2)
 
 
 @dataclass
@@ -122,6 +125,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
                     **s.evaluation)
         tasks = mnist.eval_tasks(mnist.Settings(experiment=e))
         baselines = mnist.TUNED
+    tasks = common.select(tasks, s.experiment.tasks, "evaluation tasks")
 
     log(f"1/2 meta-training {len(chosen)} learned optimizers on {s.task} with its shipped recipe")
     learned, runs = {}, {}
