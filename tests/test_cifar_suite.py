@@ -59,9 +59,10 @@ def test_suite_end_to_end_names_its_stand_in_and_reuses(generated, tmp_path):
         second = json.loads((tmp_path / "train" / f"{key}-long" / "config.json").read_text())["train"]
         assert second["init_from"] == str(tmp_path / "train" / key) and (second["horizon"], second["unroll"]) == (6, 3)
         assert second["episodes"] == 1 and second["meta_lr"] == 1e-3
+        assert (second["imitate"], second["imitate_weight"]) == ("nag:0.1", 1e4)  # the first stage imitates nothing
         assert summary["runs"][key] == str(tmp_path / "train" / f"{key}-long")
     first = json.loads((tmp_path / "train" / "lstm" / "config.json").read_text())["train"]
-    assert first["horizon"] == 4 and first["init_from"] == ""
+    assert first["horizon"] == 4 and first["init_from"] == "" and first["imitate"] == ""
     history = [(tmp_path / "train" / k / "history.csv").read_text().splitlines() for k in ("lstm", "lstm-long")]
     assert all(len(h) > 1 for h in history)
     assert not (tmp_path / "train" / "lstm" / "summary.json").exists()
@@ -82,6 +83,9 @@ def test_only_the_ten_class_task_trains_no_sub(generated, tmp_path):
     assert (tmp_path / "train" / "lstm" / "summary.json").is_file()
     with pytest.raises(ValueError, match="long_episodes must be >= 0"):
         cifar.ExperimentConfig(long_episodes=-1)
+    with pytest.raises(ValueError, match="imitate must be NAME:LR"):  # at once, not after the first stage
+        cifar.ExperimentConfig(long_imitate="bfgs:1")
+    cifar.ExperimentConfig(long_episodes=0, long_imitate="bfgs:1")  # no second stage: nothing to check
     with pytest.raises(ValueError, match=r"unknown tasks \['eleven'\]"):
         cifar.eval_tasks(tiny("ten,eleven"))
 

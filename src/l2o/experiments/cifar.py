@@ -4,8 +4,9 @@ Two optimizers, both the paper's two-LSTM rule (one LSTM for the convolution ker
     LSTM        meta-trained on the 10-class task
     LSTM-sub    meta-trained only on the classes SUB_LABELS, disjoint from both evaluation subsets
 Each is meta-trained in two stages: TRAIN (horizon 200), then a second stage at the evaluation's horizon (1,000
-steps) started from the first stage's best weights (``ExperimentConfig.long_*``). An optimizer meta-trained only
-on 200-step episodes kept pace with Adam and NAG over its horizon and fell behind them by step 1,000 (docs/cifar.md).
+steps) started from the first stage's best weights, imitating NAG as an extra meta-loss term (Chen et al. 2020;
+``ExperimentConfig.long_*``). An optimizer meta-trained only on 200-step episodes kept pace with Adam and NAG over
+its horizon and fell behind them by step 1,000, its steps too small and far smaller than NAG's (docs/cifar.md).
 Evaluation tasks (baselines tuned per task on validation problems; everything on the same test problems):
     ten         the 10 classes (Figure 7, left)
     five        the classes FIVE (Figure 7, middle)
@@ -73,6 +74,8 @@ class ExperimentConfig:
     long_unroll: int = 100  # its truncation length (the first stage's: 20)
     long_meta_lr: float = 1e-3  # its meta learning rate (cosine schedule, as the first stage's)
     long_val_every: int = 10  # episodes between its validations (at its horizon; the first stage's best counts)
+    long_imitate: str = "nag:0.1"  # its imitation of a hand-designed optimizer ("NAME:LR"; "": none; Chen et al. 2020)
+    long_imitate_weight: float = 1e4  # the imitation term's weight (its meta-gradient is ~1e-4 of the log meta-loss's)
 
     def __post_init__(self):
         if self.long_episodes < 0 or min(self.long_horizon, self.long_unroll, self.long_val_every) < 1 \
@@ -80,6 +83,9 @@ class ExperimentConfig:
             raise ValueError(f"long_episodes must be >= 0, long_horizon, long_unroll and long_val_every >= 1 and "
                              f"long_meta_lr > 0; got {self.long_episodes}, {self.long_horizon}, {self.long_unroll}, "
                              f"{self.long_val_every}, {self.long_meta_lr}")
+        if self.long_episodes:  # the stage's settings checked now, not hours later when the first stage is done
+            TrainConfig(horizon=self.long_horizon, unroll=self.long_unroll, imitate=self.long_imitate,
+                        imitate_weight=self.long_imitate_weight)
 
 
 @dataclass
@@ -142,6 +148,7 @@ def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, **kw) -> Trained:
     second = out / "train" / f"{key}-long"
     long = replace(s.train, episodes=e.long_episodes, horizon=e.long_horizon, unroll=e.long_unroll,
                    meta_lr=e.long_meta_lr, val_every=e.long_val_every, curriculum=(),
+                   imitate=e.long_imitate, imitate_weight=e.long_imitate_weight,
                    checkpoint_every=2,  # its episodes are long (1,000 steps: minutes each)
                    init_from=str(first))
     result = _stage(second, cfg, long, s, **kw)
