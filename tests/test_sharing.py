@@ -82,6 +82,9 @@ def test_mnist_variants_and_generalisation_tasks(data, tmp_path):  # noqa: F811
     assert summary["learned"]["NTM-L-BFGS"]["rule"]["memory"] == "window"
     assert summary["learned"]["NTM-L-BFGS"]["rule"]["preprocess"] is True
     assert list(summary["tasks"]) == ["base", "steps200", "units40", "layers2"]
+    blind = "NTM-L-BFGS (reads zeroed)"  # the ablation on the task meta-trained on only
+    assert blind in summary["tasks"]["base"] and all(blind not in summary["tasks"][k] for k in ("steps200", "layers2"))
+    assert " — |" in (tmp_path / "results.md").read_text()
     assert summary["tasks"]["steps200"]["NTM-L-BFGS"]["steps"] == 6 and summary["tasks"]["base"]["steps"] == 4
     r = json.loads((tmp_path / "tasks" / "layers2" / "results.json").read_text())
     assert r["task"]["hidden"] == [20, 20] and set(r["rules"]) >= {"NTM-L-BFGS", "adam"}
