@@ -136,7 +136,7 @@ def _read(path: str | os.PathLike, kind: str, with_tensors: bool) -> tuple[dict[
 def pretrained() -> dict[str, dict[str, Any]]:
     """The optimizers shipped with the package: name → their settings, training and measured results."""
     out = {}
-    for file in sorted(PRETRAINED_DIR.glob("*.safetensors")):
+    for file in sorted(PRETRAINED_DIR.glob("*.safetensors"), key=lambda p: p.stem):  # by name: mnist before mnist-gac
         _, doc = load(file, "rule")
         out[file.stem] = {"path": str(file), "rule": doc["rule"], **doc.get("info", {})}
     return out
