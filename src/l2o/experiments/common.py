@@ -32,6 +32,11 @@ def fresh(path: Path, expect: dict) -> bool:
         saved = checkpoint.read_json(path, "results", "task", "")
     except ValueError:
         return False
+    return matches(saved, expect)
+
+
+def matches(saved: dict, expect: dict) -> bool:
+    """Whether a loaded results or tuning file was made with the settings ``expect``."""
     return all(saved.get(k) == v for k, v in checkpoint.jsonable(expect).items())
 
 
@@ -55,15 +60,15 @@ def tune_and_evaluate(folder: Path, family, steps: int, learned: dict, *, grid: 
     shas = {k: weights_sha(r) for k, r in learned.items()}
     expect = {"task": family.config(), "steps": steps, "num_problems": test_problems,
               "learned_sha256": next(iter(shas.values())) if len(shas) == 1 else shas}
-    saved = load_results(results_path)["rules"] if fresh(results_path, expect) else {}
+    try:  # the file is read once: returned whole if it is this evaluation, else reused rule by rule where the
+        previous = load_results(results_path) if results_path.is_file() else None  # same (e.g. fewer rules)
+    except ValueError:
+        previous = None
+    saved = previous["rules"] if previous is not None and matches(previous, expect) else {}
     if saved and set(saved) == set(rules) and all(
             saved[k].get("rule") == r.config() and saved[k].get("implementation") == implementation_of(r)
             for k, r in rules.items()):
-        return tuning, load_results(results_path)
-    try:  # what an earlier run of this task evaluated (e.g. with fewer rules) is reused where it is the same
-        previous = load_results(results_path) if results_path.is_file() else None
-    except ValueError:
-        previous = None
+        return tuning, previous
     results = evaluate(rules, family, steps=steps, num_problems=test_problems, progress=progress, device=device,
                        partial=folder / "results.partial.json", previous=previous)
     results["learned_sha256"] = expect["learned_sha256"]
