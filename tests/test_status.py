@@ -49,6 +49,11 @@ def test_damaged_files_and_empty_or_missing_folders(tmp_path, capsys):
     assert main(["status", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"{run}: unreadable: " in out and f"{tmp_path / 'x.partial.json'}: unreadable: " in out
+    broken = tmp_path / "broken"  # a settings file that cannot be read, beside a state: reported, not skipped
+    broken.mkdir()
+    (broken / "config.json").write_text("{")
+    (broken / "state.safetensors").write_bytes(b"")
+    assert f"{broken}: unreadable: {broken / 'config.json'} is not a run's settings file" in status.report(tmp_path)
     (tmp_path / "empty").mkdir()
     assert status.report(tmp_path / "empty") == f"{tmp_path / 'empty'}: no training runs, progress files or summaries found"
     assert main(["status", str(tmp_path / "none")]) == 2

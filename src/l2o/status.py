@@ -19,13 +19,13 @@ from l2o import checkpoint, partial
 from l2o.meta.run_folder import CONFIG, HISTORY, STATE
 
 
-def run_status(folder: str | Path) -> dict[str, Any]:
+def run_status(folder: str | Path, config: dict | None = None) -> dict[str, Any]:
     """One run folder's progress: {path, episode, episodes, finished, best_episode, best_metric, metric, seconds,
-    seconds_left, age}; {path, error} when its files cannot be read."""
+    seconds_left, age}; {path, error} when its files cannot be read. ``config``: its settings file, if already read."""
     folder = Path(folder)
     out: dict[str, Any] = {"path": str(folder)}
     try:
-        config = json.loads((folder / CONFIG).read_text())
+        config = json.loads((folder / CONFIG).read_text()) if config is None else config
         train = config["train"]
         out.update(episodes=int(train["episodes"]), metric=train.get("val_metric", "final"))
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -63,18 +63,21 @@ def scan(root: str | Path) -> dict[str, list[dict[str, Any]]]:
     if not root.exists():
         raise FileNotFoundError(f"{root} does not exist: give a run folder or an experiment's output folder")
     files = sorted(p for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file())
-    runs = [run_status(p.parent) for p in files if p.name == CONFIG and _is_run(p)]
+    configs = {p: _run_config(p) for p in files if p.name == CONFIG}
+    runs = [run_status(p.parent, None if c is True else c) for p, c in configs.items() if c]
     progress = [progress_status(p) for p in files if p.name.endswith(".partial.json")]
     summaries = [str(p) for p in files if p.name == "summary.json" and not (p.parent / CONFIG).is_file()]
     return {"runs": runs, "progress": progress, "summaries": summaries}
 
 
-def _is_run(config: Path) -> bool:
+def _run_config(config: Path) -> dict | bool:
+    """A run's settings (read once), True for an unreadable one beside a state file (reported as unreadable),
+    False for a file that is not a run's."""
     try:
         doc = json.loads(config.read_text())
     except (OSError, ValueError):
         return (config.parent / STATE).is_file()
-    return isinstance(doc, dict) and isinstance(doc.get("train"), dict)
+    return doc if isinstance(doc, dict) and isinstance(doc.get("train"), dict) else False
 
 
 def _duration(seconds: float | None) -> str:
