@@ -108,3 +108,30 @@ def test_an_experiment_under_torchrun_meta_trains_on_both_and_evaluates_on_proce
     summary = json.loads((out / "summary.json").read_text())
     assert summary["learned_final_mean"] > 0
     assert load_latest(out / "train")[1]["train_state"]["processes"] == [{"episode": 0, "processes": 2}]
+
+
+def test_cuda_under_torchrun_puts_each_process_on_its_local_gpu_with_nccl(monkeypatch):
+    """--device cuda: process LOCAL_RANK of a machine takes cuda:LOCAL_RANK and the group uses NCCL; CPU threads
+    are the cores divided among the machine's processes. The GPU and the process group are stood in for (no
+    GPU here), so this checks the choice, not NCCL itself."""
+    calls = {}
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend, **kw: calls.update(backend=backend))
+    monkeypatch.setattr(distributed, "_store", lambda rank, size: None)
+    monkeypatch.setattr(distributed, "current", lambda: distributed.World(3, 4, 1, 2))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: calls.update(set_device=i))
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.update(threads=n))
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    for k, v in {"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(k, v)
+    world, device = distributed.setup("cuda")
+    assert device == "cuda:1" and calls == {"set_device": 1, "threads": 8, "backend": "nccl"}
+    assert (world.rank, world.size, world.local_rank) == (3, 4, 1)
+    calls.clear()
+    assert distributed.setup("cpu") == (distributed.World(3, 4, 1, 2), "cpu") and calls == {"threads": 8,
+                                                                                            "backend": "gloo"}
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # two processes on a machine with one GPU
+    with pytest.raises(RuntimeError, match="process 1 of this machine needs GPU 1, and 1 are visible"):
+        distributed.setup("cuda")
