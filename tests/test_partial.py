@@ -144,3 +144,29 @@ def test_a_suite_task_with_one_more_learned_rule_evaluates_only_that_rule(tmp_pa
     _, both = tune_and_evaluate(tmp_path, fam, 20, {"a": a, "b": b}, **args)
     assert count["n"] == 1 and both["rules"]["a"] == first["rules"]["a"] and both["rules"]["sgd"] == first["rules"]["sgd"]
     assert set(both["learned_sha256"]) == {"a", "b"}
+
+
+def test_each_computed_piece_is_timed_beside_the_results_and_reuse_adds_nothing(tmp_path):
+    """compute.json: every tuning run and rule evaluation a task computed, with its wall-clock; the results hold no
+    timings (so they are the same however they were computed), and a finished task run again times nothing."""
+    from l2o.experiments import common
+
+    fam = QuadraticFamily(dim=3)
+    args = dict(grid=[0.01, 0.1], tune_problems=2, test_problems=2, baselines=("sgd", "adam"), progress=False)
+    folder = tmp_path / "task"
+    torch.manual_seed(0)
+    learned = {"a": LSTMRule()}
+    _, results = common.tune_and_evaluate(folder, fam, 5, learned, **args)
+    doc = json.loads((folder / "compute.json").read_text())
+    assert sorted(doc["tuning"]) == ["adam 0.01", "adam 0.1", "sgd 0.01", "sgd 0.1"]
+    assert sorted(doc["evaluation"]) == ["a", "adam", "sgd"]
+    assert all(v >= 0 for part in doc.values() for v in part.values())
+    assert not any("seconds" in r for r in results["rules"].values())
+    common.tune_and_evaluate(folder, fam, 5, learned, **args)
+    assert json.loads((folder / "compute.json").read_text()) == doc
+    c = common.compute_seconds(100.0, [folder, tmp_path / "none"])
+    assert c["timed_pieces"] == 7 and c["meta_training"] == 100.0
+    assert c["total"] == pytest.approx(100.0 + c["tuning"] + c["evaluation"], abs=0.2)
+    assert common.describe_compute(c).startswith("Compute: 0.03 process-hours (meta-training 0.03,")
+    (folder / "compute.json").write_text("{")  # damaged: its timings start over, nothing fails
+    assert common.read_compute(folder) == {}

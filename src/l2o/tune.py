@@ -13,6 +13,8 @@ from it.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +49,12 @@ def tune(
     progress: bool = True,
     device: str | torch.device = "cpu",
     partial: str | Path | None = None,
+    on_done: Callable[[str, float], None] | None = None,
 ) -> dict[str, Any]:
     """Best learning rate per baseline; returns the scores of the whole grid too. ``partial``: a progress file
-    (each finished run's score; the search resumes from it and removes it when done)."""
+    (each finished run's score; the search resumes from it and removes it when done). ``on_done(run, seconds)``:
+    called after each run this call computes, with its wall-clock (the result itself holds no timings, so that
+    it is the same however it was computed)."""
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; available: {', '.join(BASELINES)}")
@@ -64,8 +69,11 @@ def tune(
         for lr in grid:
             piece = f"{name} {lr!r}"
             if piece not in done:
+                started = time.perf_counter()
                 value = _score(BASELINES[name](lr=lr), task, steps, metric)
                 done.put(piece, value if math.isfinite(value) else None)
+                if on_done is not None:
+                    on_done(piece, time.perf_counter() - started)
             scores.append(math.inf if done.get(piece) is None else done.get(piece))
             bar.update(1)
         best = min(range(len(grid)), key=lambda i: scores[i])

@@ -180,7 +180,8 @@ def run(out: str | Path, settings: Settings | None = None, *, progress: bool = T
         "tasks": {k: {"description": describe(tasks[k], e.steps), **common.headline(v, LEARNED),
                       "figure9_final_losses": finals[k], "seconds_per_step": timing[k]}
                   for k, v in results.items()},
-        "total_seconds": round(time.perf_counter() - started, 1),
+        "total_seconds": round(time.perf_counter() - started, 1),  # this invocation's wall-clock
+        "compute_seconds": common.compute_seconds(result.state.seconds, [out / "tasks" / k for k in results]),
         "implementation": implementation_of(result.rule),
         "settings": {k: asdict(getattr(s, k)) for k in ("task", "rule", "train", "experiment")},
         "machine": common.machine(device),
@@ -194,7 +195,7 @@ def run(out: str | Path, settings: Settings | None = None, *, progress: bool = T
         "settings": summary["settings"]})
     md = [f"Neural art, meta-trained on {describe(s.task, s.train.horizon)} ({result.state.seconds / 60:.1f} min); "
           f"feature network: {net}; {e.test_problems} test content images per setting. "
-          f"{describe_implementation(result.rule)}\n",
+          f"{describe_implementation(result.rule)} {common.describe_compute(summary['compute_seconds'])}\n",
           "| setting | learned: final loss | best tuned baseline | its final loss | learned / best | beats all | "
           "s/step: features / optimizer |",
           "|---|---|---|---|---|---|---|"]

@@ -212,7 +212,9 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         "tasks": {k: {"description": describe(*tasks[k]),
                       **{label: common.headline(v, label) for label in v["rules"] if label in (LEARNED, SUB, FIRST)}}
                   for k, v in results.items()},
-        "total_seconds": round(time.perf_counter() - started, 1),
+        "total_seconds": round(time.perf_counter() - started, 1),  # this invocation's wall-clock
+        "compute_seconds": common.compute_seconds(sum(t.seconds for t in trained.values()),
+                                                  [out / "tasks" / k for k in results]),  # every invocation's
         "implementation": implementation_of(full.rule),
         "settings": {k: asdict(getattr(s, k)) for k in ("task", "rule", "train", "experiment")},
         "machine": common.machine(device),
@@ -228,7 +230,8 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     md = [f"The paper's CIFAR-10 experiment on **{NAMES[s.task.dataset]}**: the two-LSTM optimizer meta-trained on the "
           f"10-class task ({trained['lstm'].seconds / 60:.1f} min)" + (f", LSTM-sub on classes {list(SUB_LABELS)} "
           f"({trained['sub'].seconds / 60:.1f} min)" if sub else "") + f"; {e.test_problems} test problems per task, "
-          f"{e.steps} steps. {describe_implementation(full.rule)}\n",
+          f"{e.steps} steps. {describe_implementation(full.rule)} "
+          f"{common.describe_compute(summary['compute_seconds'])}\n",
           "| task | learned | its final loss | best tuned baseline | its final loss | learned / best | beats all |",
           "|---|---|---|---|---|---|---|"]
     for k, t in summary["tasks"].items():

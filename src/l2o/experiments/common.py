@@ -8,6 +8,7 @@ task's folder and reused while their settings (and the learned weights) are unch
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
 from pathlib import Path
@@ -40,6 +41,45 @@ def matches(saved: dict, expect: dict) -> bool:
     return all(saved.get(k) == v for k, v in checkpoint.jsonable(expect).items())
 
 
+COMPUTE = "compute.json"  # beside a task's results: {"tuning": {run: seconds}, "evaluation": {rule: seconds}}
+
+
+def record_compute(folder: Path, part: str, piece: str, seconds: float) -> None:
+    """Add one computed piece's wall-clock to ``folder``'s compute.json; a piece computed again replaces its entry,
+    so the file sums what the task's current results cost, across interruptions and processes."""
+    doc = read_compute(folder)
+    doc.setdefault(part, {})[piece] = round(seconds, 2)
+    checkpoint.write_json(folder / COMPUTE, doc)
+
+
+def read_compute(folder: Path) -> dict:
+    try:
+        doc = json.loads((folder / COMPUTE).read_text())
+    except (OSError, ValueError):  # none yet, or damaged: the timings start over (the results are unaffected)
+        return {}
+    return {k: v for k, v in doc.items() if isinstance(v, dict)} if isinstance(doc, dict) else {}
+
+
+def compute_seconds(meta_training: float, folders: list[Path]) -> dict:
+    """The suite's compute: meta-training (from the runs' states) plus every task's timed tuning runs and rule
+    evaluations (compute.json), in seconds of one process each; ``timed_pieces`` counts the latter (pieces computed
+    by a version without timing are not in it)."""
+    docs = [read_compute(f) for f in folders]
+    parts = {part: round(sum(float(v) for d in docs for v in d.get(part, {}).values()), 1)
+             for part in ("tuning", "evaluation")}
+    return {"meta_training": round(meta_training, 1), **parts,
+            "total": round(meta_training + sum(parts.values()), 1),
+            "timed_pieces": sum(len(d.get(part, {})) for d in docs for part in ("tuning", "evaluation"))}
+
+
+def describe_compute(c: dict) -> str:
+    """``compute_seconds``'s result in words."""
+    h = {k: c[k] / 3600 for k in ("total", "meta_training", "tuning", "evaluation")}
+    return (f"Compute: {h['total']:.2f} process-hours (meta-training {h['meta_training']:.2f}, tuning "
+            f"{h['tuning']:.2f}, evaluation {h['evaluation']:.2f}; {c['timed_pieces']} timed tuning runs and "
+            f"evaluations).")
+
+
 def tune_and_evaluate(folder: Path, family, steps: int, learned: dict, *, grid: list[float], tune_problems: int,
                       test_problems: int, baselines: tuple[str, ...] = TUNED, tune_steps: int | None = None,
                       progress: bool = True, device: str = "cpu") -> tuple[dict, dict]:
@@ -53,7 +93,8 @@ def tune_and_evaluate(folder: Path, family, steps: int, learned: dict, *, grid: 
         tuning = load_tuning(tune_path)
     else:
         tuning = tune(family, baselines, grid=grid, steps=tune_steps, num_problems=tune_problems, progress=progress,
-                      device=device, partial=folder / "tuning.partial.json")
+                      device=device, partial=folder / "tuning.partial.json",
+                      on_done=lambda run, seconds: record_compute(folder, "tuning", run, seconds))
         save_tuning(tuning, tune_path)
         plot_tuning(tuning, folder / "tuning.png")
     rules = {**learned, **tuned_rules(tuning)}
@@ -70,7 +111,8 @@ def tune_and_evaluate(folder: Path, family, steps: int, learned: dict, *, grid: 
             for k, r in rules.items()):
         return tuning, previous
     results = evaluate(rules, family, steps=steps, num_problems=test_problems, progress=progress, device=device,
-                       partial=folder / "results.partial.json", previous=previous)
+                       partial=folder / "results.partial.json", previous=previous,
+                       on_done=lambda label, seconds: record_compute(folder, "evaluation", label, seconds))
     results["learned_sha256"] = expect["learned_sha256"]
     results["tuning"] = {k: {"lr": b["lr"], "at_grid_edge": b["at_grid_edge"]} for k, b in tuning["baselines"].items()}
     save_results(results, results_path)
