@@ -20,20 +20,21 @@ from l2o.evaluate import evaluate, load_results, save_results
 from l2o.plots import plot_tuning
 from l2o.rules.base import implementation_of, weights_sha  # noqa: F401 - weights_sha re-exported
 from l2o.rules.baselines import BASELINES
-from l2o.tune import load_tuning, save_tuning, tune, tuned_rules
+from l2o.tune import save_tuning, tune, tuned_rules
 
 TUNED = ("sgd", "nag", "rmsprop", "adam")  # the paper's baselines
 
 
-def fresh(path: Path, expect: dict) -> bool:
-    """Whether a saved results or tuning file was made with these settings."""
+def load_fresh(path: Path, expect: dict, key: str = "task") -> dict | None:
+    """A saved results or tuning file (one that has ``key``), read once, if it was made with the settings
+    ``expect``; else None."""
     if not path.is_file():
-        return False
+        return None
     try:
-        saved = checkpoint.read_json(path, "results", "task", "")
+        saved = checkpoint.read_json(path, "results", key, "")
     except ValueError:
-        return False
-    return matches(saved, expect)
+        return None
+    return saved if matches(saved, expect) else None
 
 
 def matches(saved: dict, expect: dict) -> bool:
@@ -89,9 +90,8 @@ def tune_and_evaluate(folder: Path, family, steps: int, learned: dict, *, grid: 
     tune_steps = tune_steps or steps
     tune_path, results_path = folder / "tuning.json", folder / "results.json"
     wanted = {"task": family.config(), "steps": tune_steps, "num_problems": tune_problems, "grid": grid}
-    if fresh(tune_path, wanted) and set(load_tuning(tune_path)["baselines"]) == set(baselines):
-        tuning = load_tuning(tune_path)
-    else:
+    tuning = load_fresh(tune_path, wanted, key="baselines")
+    if tuning is None or set(tuning["baselines"]) != set(baselines):
         tuning = tune(family, baselines, grid=grid, steps=tune_steps, num_problems=tune_problems, progress=progress,
                       device=device, partial=folder / "tuning.partial.json",
                       on_done=lambda run, seconds: record_compute(folder, "tuning", run, seconds))

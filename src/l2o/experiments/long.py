@@ -35,7 +35,7 @@ from l2o.rules.baselines import Adam
 from l2o.rules.base import implementation_of
 from l2o.tasks.conv import ConvConfig, ConvFamily
 from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
-from l2o.tune import load_tuning, lr_grid, save_tuning, tune, tuned_rules
+from l2o.tune import lr_grid, save_tuning, tune, tuned_rules
 
 TASKS = ("mnist_sigmoid", "mnist_relu", "conv", "unseen")
 
@@ -103,8 +103,9 @@ def cached_run(path: Path, family, rule, task, e: LongConfig, log, message: str)
     expect = {"task": family.config(), "rule": rule.config(), "steps": e.steps, "num_problems": e.test_problems,
               "record_every": e.record_every, "window": e.window,
               "learned_sha256": common.weights_sha(rule) if isinstance(rule, torch.nn.Module) else None}
-    if common.fresh(path, expect):
-        return checkpoint.read_json(path, "results", "task", "")
+    saved = common.load_fresh(path, expect)
+    if saved is not None:
+        return saved
     log(message)
     r = {**expect, **run_one(rule, task, e)}
     checkpoint.write_json(path, r)
@@ -131,9 +132,8 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         tuning_path = folder / "tuning.json"
         wanted = {"task": family.config(), "steps": e.tune_steps, "num_problems": e.tune_problems,
                   "grid": lr_grid(1e-4, 1.0, 2)}
-        if common.fresh(tuning_path, wanted):
-            tuning = load_tuning(tuning_path)
-        else:
+        tuning = common.load_fresh(tuning_path, wanted, key="baselines")
+        if tuning is None:
             log(f"{name}: tuning RMSprop and NAG over {e.tune_steps} steps on {e.tune_problems} validation problems")
             tuning = tune(family, ("rmsprop", "nag"), grid=wanted["grid"], steps=e.tune_steps,
                           num_problems=e.tune_problems, progress=progress, device=device,
