@@ -2,7 +2,7 @@
 and backward (the loss and its pixel gradient); the optimizer's step comes after. Timed in the same run, at 64×64
 (training) and 128×128 (the new-style test), for one and for two images side by side:
 
-    feature net   the loss and gradient of the art task (random feature network, or --network vgg19)
+    feature net   the loss and gradient of the art task (multi-scale random network, or --network random|vgg19)
     LSTM          the learned optimizer's step on the gradient (no autograd: as at evaluation)
     LSTM, meta    the same step inside meta-training (autograd on: it keeps what the meta-gradient needs)
     adam          torch's Adam update on the same tensor
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from optimizer_step import timed  # noqa: E402
 
 from l2o.rules.lstm import LSTMConfig, LSTMRule  # noqa: E402
-from l2o.tasks.art import ArtConfig, ArtTask, network  # noqa: E402
+from l2o.tasks.art import NETWORKS, ArtConfig, ArtTask, network  # noqa: E402
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--problems", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--network", default="random", choices=["random", "vgg19"])
+    parser.add_argument("--network", default="multiscale", choices=list(NETWORKS))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -37,7 +37,8 @@ def test_suite_end_to_end_figures_and_reuse(photos, tmp_path):
     out = tmp_path / "out"
     summary = art.run(out, tiny(), progress=False, log=lambda *a: None)
     assert list(summary["tasks"]) == ["train_style", "new_style"]
-    assert summary["feature_network"].startswith("random filters (seed 0, no pretrained weights), content at conv3_2")
+    assert summary["feature_network"] == ("random filters (one layer at kernel sizes 3, 5, 7 and image scales 1, 1/2, "
+                                          "1/4; seed 0, no pretrained weights), content at every layer")
     for name, size, style in (("train_style", 32, "stained-glass"), ("new_style", 48, "swirls")):
         r = json.loads((out / "tasks" / name / "results.json").read_text())
         assert (r["task"]["size"], r["task"]["style"], r["steps"], r["num_problems"]) == (size, style, 4, 3)
@@ -46,7 +47,7 @@ def test_suite_end_to_end_figures_and_reuse(photos, tmp_path):
         assert set(t["figure9_final_losses"]) == {art.LEARNED, t["best_baseline"]}
         assert len(t["figure9_final_losses"][art.LEARNED]) == 2 and (out / f"figure9_{name}.png").is_file()
         assert t["seconds_per_step"]["feature_network_s"] > 0 and t["seconds_per_step"]["optimizer_s"] > 0
-    assert (out / "figure8.png").is_file() and "content at conv3_2" in (out / "results.md").read_text()
+    assert (out / "figure8.png").is_file() and "content at every layer" in (out / "results.md").read_text()
     own = json.loads((out / "train" / "summary.json").read_text())
     assert own["experiment"] == "art" and set(own["tasks"]) == {"train_style", "new_style"}
     cfg = json.loads((out / "train" / "config.json").read_text())
@@ -74,4 +75,4 @@ def test_settings_and_cli_errors(photos, tmp_path, capsys):
     assert main(["art", "--out", str(tmp_path / "x"), "--only", "nothing", "--no-progress"]) == 2
     assert "unknown settings ['nothing']" in capsys.readouterr().err
     assert main(["art", "--out", str(tmp_path / "y"), "--art-content-layer", "conv9_9", "--no-progress"]) == 2
-    assert "content_layer must be 'auto' or a conv layer" in capsys.readouterr().err
+    assert "content_layer must be 'auto' or a layer of the multiscale network" in capsys.readouterr().err

@@ -24,6 +24,26 @@ def test_random_network_is_fixed_by_its_seed_and_has_vggs_layers():
         feat.random_network(widths=(8, 8))
 
 
+def test_multiscale_network_is_fixed_by_its_seed_and_has_a_map_per_scale_and_kernel():
+    a, b, c = feat.MultiScaleNet(seed=1), feat.MultiScaleNet(seed=1), feat.MultiScaleNet(seed=2)
+    assert a.names == ["s1k3", "s1k5", "s1k7", "s2k3", "s2k5", "s2k7", "s4k3", "s4k5", "s4k7"]
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.s1k3, c.s1k3) and not any(p.requires_grad for p in a.parameters())
+    x = torch.rand(2, 3, 64, 64)
+    out = a(x, tuple(a.names))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        f"s{s}k{k}": (2, 64, 64 // s, 64 // s) for s in (1, 2, 4) for k in (3, 5, 7)}
+    assert min(float(v.min()) for v in out.values()) >= 0  # after ReLU
+    torch.testing.assert_close(a(x[:1], ("s2k5",))["s2k5"], out["s2k5"][:1])  # each image on its own
+    manual = torch.relu(torch.nn.functional.conv2d(
+        torch.nn.functional.pad(torch.nn.functional.avg_pool2d(x - 0.5, 4), (1,) * 4, mode="reflect"), a.s4k3))
+    torch.testing.assert_close(out["s4k3"], manual)
+    with pytest.raises(KeyError, match="no layer 'conv1_1'; this network's layers are s1k3"):
+        a(x, ("conv1_1",))
+    with pytest.raises(ValueError, match="odd kernel sizes"):
+        feat.MultiScaleNet(kernels=(3, 4))
+
+
 def torchvision_state(seed: int = 0) -> tuple[dict, feat.FeatureNet]:
     """A state_dict in torchvision's vgg19 layout (random weights), and the network it holds."""
     torch.manual_seed(seed)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from l2o import checkpoint
 from l2o.meta.unroll import unroll
 from l2o.rules.baselines import BASELINES
-from l2o.tasks.art import ArtConfig, ArtTask, network
+from l2o.tasks.art import ArtConfig, ArtTask, describe_network, network
 from l2o.tasks.base import split_generator
 
 
@@ -81,8 +81,7 @@ def stylize(content: str, style: str, out: str, cfg: ArtConfig, *, steps: int = 
     record = {"content": str(content), "style": str(style), "out": str(out), "optimizer": optimizer,
               "rule": rule.config(), "steps": steps, "seed": seed,
               "settings": {k: v for k, v in asdict(cfg).items() if k != "style"},  # the style is the file given
-              "feature_network": "VGG-19 (pretrained weights from the file named)" if cfg.network == "vgg19"
-              else f"random filters, seed {cfg.network_seed} (no pretrained weights)",
+              "feature_network": describe_network(cfg),
               "loss": losses}
     checkpoint.atomic_write_text(Path(out).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
     return record

@@ -35,7 +35,7 @@ from l2o.meta.unroll import unroll
 from l2o.plots import plot_history, plot_images, plot_panels
 from l2o.rules.base import describe_implementation, implementation_of
 from l2o.rules.lstm import LSTMConfig
-from l2o.tasks.art import POOL, ArtConfig, content_layer
+from l2o.tasks.art import POOL, ArtConfig, content_layers, describe_network, style_layers
 from l2o.tasks.registry import make_family
 from l2o.tune import lr_grid, tuned_rules
 
@@ -83,9 +83,9 @@ def eval_tasks(s: Settings) -> dict[str, ArtConfig]:
 
 
 def network_name(cfg: ArtConfig) -> str:
-    if cfg.network == "vgg19":
-        return f"VGG-19 (pretrained weights from {Path(cfg.weights).name}), content at {content_layer(cfg)}"
-    return f"random filters (seed {cfg.network_seed}, no pretrained weights), content at {content_layer(cfg)}"
+    layers = content_layers(cfg)
+    content = "every layer" if layers == style_layers(cfg) else ", ".join(layers)
+    return f"{describe_network(cfg)}, content at {content}"
 
 
 def describe(cfg: ArtConfig, steps: int | None = None) -> str:

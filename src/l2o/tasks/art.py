@@ -1,25 +1,34 @@
 """Neural art as an optimization problem (paper §3.4): θ = an image's pixels, f(θ) = α L_content + β L_style +
-γ L_tv, each problem one content image with one style image (Gatys et al. 2015).
+γ L_tv + δ L_range, each problem one content image with one style image (Gatys et al. 2015); the last two are
+the paper's L_reg.
 
-    L_content = mean over the content layer's activations of (F(θ) − F(c))²  (conv4_2 for VGG-19, Gatys et al.;
-                conv3_2 for the random network, whose conv4_2 keeps too little of a 64×64 photo's layout)
-    L_style   = Σ over the style layers (equal weights) of mean (G(F(θ)) − G(F(s)))², G the Gram matrix
+    L_content = mean over the content layers of mean (F(θ) − F(c))² / mean F(c)²
+    L_style   = mean over the style layers of mean (G(F(θ)) − G(F(s)))² / mean G(F(s))², G the Gram matrix
     L_tv      = mean of the squared differences between neighbouring pixels (total variation)
+    L_range   = mean of the squared distance of each pixel value from [0, 1] (0 inside it)
 
-Pixels are on a [0, 1] scale (torchvision's convention), channels first, θ of shape (3, size, size); they are
-not clipped while optimising (a clipped image is what one saves). Initialisation: IID Gaussian, as the paper,
-N(0.5, init_std²) per pixel. Several problems side by side: the B images go through the feature network as one
-batch, each with its own content image, its own targets and its own noise.
+Each layer's term is divided by its target's mean square, so layers of any size and scale weigh alike and the
+weights mean the same for any feature network. The layers are the network's (``features``): every map of the
+multi-scale network for both terms; conv1_1 … conv5_1 for style and conv4_2 for content with VGG-19 (Gatys et
+al.), conv3_2 for content with the VGG-shaped random network (its conv4_2 keeps too little of a 64×64 photo).
 
-The feature network is ``features.random_network`` (default; no pretrained weights needed) or VGG-19 from a
-weights file (``network="vgg19"``, ``weights=PATH``); every result says which. The registered family "art"
-draws its content images from ``data.art_images`` (crops of bundled photographs, split by photograph) and its
-style image by code (``style``).
+Pixels are on a [0, 1] scale (torchvision's convention), channels first, θ of shape (3, size, size). No
+optimizer clips them; L_range keeps them in range, and a saved image is clipped. Initialisation: IID Gaussian,
+as the paper, N(0.5, init_std²) per pixel. Several problems side by side: the B images go through the feature
+network as one batch, each with its own content image, its own targets and its own noise.
+
+The feature network is a setting (``network``): "multiscale" (default: one layer of seeded random filters at
+several sizes and scales; no pretrained weights needed), "random" (VGG-19's layout with random filters) or
+"vgg19" (pretrained weights from a file, ``weights=PATH``, or from ``l2o data vgg19``); every result says which.
+The default weights were chosen by eye for the multi-scale network (docs/art.md); another network needs its own.
+The registered family "art" draws its content images from ``data.art_images`` (crops of bundled photographs,
+split by photograph) and its style image by code (``style``).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -35,42 +44,64 @@ POOL = {"train": 512, "validation": 64, "test": 64}  # content crops per split (
 @dataclass(frozen=True)
 class ArtConfig:
     size: int = 64  # image side in pixels (the paper trains at 64, tests at 128)
-    network: str = "random"  # "random": seeded random filters; "vgg19": pretrained weights from `weights`
+    network: str = "multiscale"  # "multiscale" or "random": seeded random filters; "vgg19": pretrained weights
     weights: str = ""  # VGG-19 weights file (torchvision's vgg19 state_dict, .safetensors or .pth); "": `l2o data vgg19`'s
     weights_sha256: str = ""  # checked against the weights file when given
-    network_seed: int = 0  # the random network's filters
-    content_layer: str = "auto"  # "auto": conv4_2 for vgg19 (Gatys et al.), conv3_2 for the random network
-    content_weight: float = 1.0  # α
-    style_weight: float = 1e4  # β (chosen by eye with Adam on training photos: styled, the layout still legible)
-    tv_weight: float = 1.0  # γ (the same way: smooth panes of colour rather than speckle)
-    padding: str = "auto"  # the feature network's: "auto" = zeros for vgg19 (as trained), reflect for random
+    network_seed: int = 0  # the random networks' filters
+    content_layer: str = "auto"  # "auto": the network's (every map of multiscale; conv4_2 of vgg19; conv3_2 of random)
+    content_weight: float = 0.1  # α (chosen by eye with Adam on training and test photos: styled, the layout legible)
+    style_weight: float = 1.0  # β
+    tv_weight: float = 0.1  # γ (smooth patches of colour rather than speckle)
+    range_weight: float = 10.0  # δ (pixels stay within about 0.05 of [0, 1])
+    padding: str = "auto"  # the feature network's: "auto" = zeros for vgg19 (as trained), else reflect
     init_std: float = 0.1  # θ_0 ~ N(0.5, init_std²) per pixel
     style: str = "stained-glass"  # the registered family's style image, drawn by code (data.art_images.STYLES)
 
     def __post_init__(self):
         if self.size < 16:
             raise ValueError(f"size must be >= 16 pixels (four poolings), got {self.size}")
-        if self.network not in ("random", "vgg19"):
-            raise ValueError(f"network must be 'random' or 'vgg19', got {self.network!r}")
-        if min(self.content_weight, self.style_weight, self.tv_weight) < 0 or self.init_std <= 0:
+        if self.network not in NETWORKS:
+            raise ValueError(f"network must be one of {', '.join(NETWORKS)}, got {self.network!r}")
+        if min(self.content_weight, self.style_weight, self.tv_weight, self.range_weight) < 0 or self.init_std <= 0:
             raise ValueError("the loss weights must be >= 0 and init_std > 0")
-        if self.content_layer != "auto" and self.content_layer not in feat.layer_names():
-            raise ValueError(f"content_layer must be 'auto' or a conv layer conv1_1 … conv5_4, got {self.content_layer!r}")
+        layers = feat.layer_names() if self.network != "multiscale" else feat.multiscale_names()
+        if self.content_layer != "auto" and self.content_layer not in layers:
+            raise ValueError(f"content_layer must be 'auto' or a layer of the {self.network} network "
+                             f"({layers[0]} … {layers[-1]}), got {self.content_layer!r}")
         if self.padding != "auto" and self.padding not in feat.PADDINGS:
             raise ValueError(f"padding must be 'auto' or one of {feat.PADDINGS}, got {self.padding!r}")
         if self.network == "vgg19" and padding(self) != "zeros":
             raise ValueError(f"VGG-19 was trained with zero padding; padding={self.padding!r} needs network='random'")
-        if padding(self) == "reflect" and self.size < 32:
+        if self.network == "random" and padding(self) == "reflect" and self.size < 32:
             raise ValueError(f"reflect padding needs conv5_1's maps to be at least 2 pixels wide: size >= 32, got "
                              f"{self.size} (or padding='zeros')")
         if self.style not in art_images.STYLES:
             raise ValueError(f"style must be one of the drawn styles {art_images.STYLES}, got {self.style!r}")
 
 
-def content_layer(cfg: ArtConfig) -> str:
+NETWORKS = ("multiscale", "random", "vgg19")
+
+
+def content_layers(cfg: ArtConfig) -> tuple[str, ...]:
     if cfg.content_layer != "auto":
-        return cfg.content_layer
-    return feat.CONTENT_LAYER if cfg.network == "vgg19" else "conv3_2"
+        return (cfg.content_layer,)
+    if cfg.network == "multiscale":
+        return tuple(feat.multiscale_names())
+    return (feat.CONTENT_LAYER,) if cfg.network == "vgg19" else ("conv3_2",)
+
+
+def style_layers(cfg: ArtConfig) -> tuple[str, ...]:
+    return tuple(feat.multiscale_names()) if cfg.network == "multiscale" else feat.STYLE_LAYERS
+
+
+def describe_network(cfg: ArtConfig) -> str:
+    """The feature network in words, as every result names it."""
+    if cfg.network == "vgg19":
+        source = Path(cfg.weights).name if cfg.weights else "`l2o data vgg19`"
+        return f"VGG-19 (pretrained weights from {source})"
+    shape = ("one layer at kernel sizes 3, 5, 7 and image scales 1, 1/2, 1/4" if cfg.network == "multiscale"
+             else "VGG-19's layout")
+    return f"random filters ({shape}; seed {cfg.network_seed}, no pretrained weights)"
 
 
 def padding(cfg: ArtConfig) -> str:
@@ -86,7 +117,19 @@ def network(cfg: ArtConfig, data_dir=None) -> feat.FeatureNet:
         from l2o.data import datasets, vgg
 
         return feat.vgg19(vgg.installed(datasets.data_dir(data_dir)), cfg.weights_sha256 or None)
+    if cfg.network == "multiscale":
+        return feat.MultiScaleNet(seed=cfg.network_seed, padding=padding(cfg))
     return feat.random_network(seed=cfg.network_seed, padding=padding(cfg))
+
+
+def normalised_error(x: Tensor, target: Tensor) -> Tensor:
+    """(B,) mean squared difference of (B, ...) ``x`` from ``target`` (B or 1, ...), over the target's mean square."""
+    return (x - target).pow(2).flatten(1).mean(1) / target.pow(2).flatten(1).mean(1).clamp_min(1e-12)
+
+
+def out_of_range(x: Tensor) -> Tensor:
+    """(B,) mean squared distance of each pixel value from [0, 1]."""
+    return (torch.relu(x - 1).pow(2) + torch.relu(-x).pow(2)).flatten(1).mean(1)
 
 
 def total_variation(x: Tensor) -> Tensor:
@@ -103,10 +146,10 @@ class ArtTask:
         self.cfg, self.net, self.content, self.style = cfg, net, content, style
         self.theta0 = {"image": theta0}
         self.num_problems = content.shape[0]
-        self.content_layer = content_layer(cfg)
+        self.content_layers, self.style_layers = content_layers(cfg), style_layers(cfg)
         with torch.no_grad():
-            self.content_target = net(content, (self.content_layer,))[self.content_layer]
-            style_features = net(style.unsqueeze(0), feat.STYLE_LAYERS)
+            self.content_target = net(content, self.content_layers)
+            style_features = net(style.unsqueeze(0), self.style_layers)
             self.style_target = {k: feat.gram(v) for k, v in style_features.items()}  # (1, C, C) each
 
     def to(self, device) -> "ArtTask":
@@ -121,17 +164,19 @@ class ArtTask:
         return ArtTask(self.cfg, self.net, self.content[start:end], self.style, self.theta0["image"][start:end])
 
     def losses(self, params: Params) -> dict[str, Tensor]:
-        """Each problem's three terms, (B,) each."""
+        """Each problem's four terms, (B,) each."""
         x = params["image"]
-        out = self.net(x, (*feat.STYLE_LAYERS, self.content_layer))
-        content = (out[self.content_layer] - self.content_target).pow(2).flatten(1).mean(1)
-        style = sum((feat.gram(out[k]) - self.style_target[k]).pow(2).flatten(1).mean(1) for k in feat.STYLE_LAYERS)
-        return {"content": content, "style": style, "tv": total_variation(x)}
+        out = self.net(x, tuple(dict.fromkeys(self.style_layers + self.content_layers)))
+        content = sum(normalised_error(out[k], self.content_target[k]) for k in self.content_layers)
+        style = sum(normalised_error(feat.gram(out[k]), self.style_target[k]) for k in self.style_layers)
+        return {"content": content / len(self.content_layers), "style": style / len(self.style_layers),
+                "tv": total_variation(x), "range": out_of_range(x)}
 
     def loss(self, params: Params, step: int = 0) -> Tensor:
         terms = self.losses(params)
         c = self.cfg
-        return c.content_weight * terms["content"] + c.style_weight * terms["style"] + c.tv_weight * terms["tv"]
+        return (c.content_weight * terms["content"] + c.style_weight * terms["style"] + c.tv_weight * terms["tv"]
+                + c.range_weight * terms["range"])
 
 
 class ArtFamily:

@@ -6,17 +6,24 @@ whose values carry content.
                .pth read with ``weights_only=True``), optionally checked against a SHA-256. Style at conv1_1,
                conv2_1, conv3_1, conv4_1, conv5_1, content at conv4_2 (Gatys et al.). Inputs are normalised
                with ImageNet's mean and standard deviation, as the weights expect.
-    "random"   the same layout of 3×3 convolutions, ReLU and 2×2 average pooling with a fixed, seeded draw of
-               random filters (``widths`` channels per block) and no training: random convolutional features
-               suffice for texture and style synthesis (Ustyuzhaninov et al., "What does it take to generate
-               natural textures?", ICLR 2017; He, Wang and Hopcroft, "A powerful generative model using random
-               weights for the deep image representation", NIPS 2016). The default where no pretrained weights
-               can be had.
+    "multiscale"  one layer of random filters at several kernel sizes and image scales (default): ``channels``
+               seeded random filters of each size ``kernels`` applied, with ReLU, to the image average-pooled by
+               each factor of ``scales`` (1, 2, 4 and 3, 5, 7 pixels: receptive fields of 3 to 28 pixels); every
+               (scale, kernel) map is a layer, named "s{scale}k{kernel}", for style and for content. Random
+               convolutional features suffice for texture and style synthesis, and a single layer of many random
+               filters at several sizes is what does it (Ustyuzhaninov, Brendel, Gatys and Bethge, "What does it
+               take to generate natural textures?", ICLR 2017). The default where no pretrained weights can be
+               had: unlike the VGG-shaped random network below it gives styled images with no frame of saturated
+               colour at the border (docs/art.md).
+    "random"   VGG-19's layout of 3×3 convolutions, ReLU and 2×2 average pooling with a fixed, seeded draw of
+               random filters (``widths`` channels per block) and no training (He, Wang and Hopcroft, "A powerful
+               generative model using random weights for the deep image representation", NIPS 2016). Kept for
+               comparison: with the art task's weights it carries a style's palette but little of its structure.
 
-Pooling is average pooling in both (Gatys et al. found it gives slightly better images than max pooling).
+Pooling is average pooling throughout (Gatys et al. found it gives slightly better images than max pooling).
 Padding: zeros for VGG-19 (as it was trained); the random network takes ``padding`` ("reflect" in the art task:
 with zero padding, pixels near the border see different features and an optimised image grows a frame of
-saturated colour there). The network is a fixed function: its parameters never require gradients.
+saturated colour there); the multi-scale network pads with reflection. A network is a fixed function: its parameters never require gradients.
 
 References:
     Gatys, Ecker and Bethge, "A neural algorithm of artistic style", 2015.
@@ -112,6 +119,45 @@ def random_network(widths: tuple[int, ...] = (32, 64, 128, 256, 256), seed: int 
         conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2 / fan_in) ** 0.5)
         conv.bias.zero_()
     return net
+
+
+def multiscale_names(scales=(1, 2, 4), kernels=(3, 5, 7)) -> list[str]:
+    """The layers of a multi-scale network: one per (scale, kernel size)."""
+    return [f"s{s}k{k}" for s in scales for k in kernels]
+
+
+class MultiScaleNet(nn.Module):
+    """One layer of seeded random filters: ``channels`` filters of each size in ``kernels`` on the image average-
+    pooled by each factor in ``scales``; ``forward(x)`` returns the ReLU maps of ``layers`` ("s{scale}k{kernel}").
+    Pixels are centred on mid-grey first, so a filter's response does not depend on the image's mean alone."""
+
+    def __init__(self, scales=(1, 2, 4), kernels=(3, 5, 7), channels: int = 64, seed: int = 0,
+                 padding: str = "reflect"):
+        super().__init__()
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+        if not scales or not kernels or min(scales) < 1 or channels < 1 or any(k < 1 or k % 2 == 0 for k in kernels):
+            raise ValueError(f"scales >= 1, odd kernel sizes and channels >= 1, got scales={scales}, "
+                             f"kernels={kernels}, channels={channels}")
+        self.scales, self.kernels, self.padding = tuple(scales), tuple(kernels), padding
+        self.names = multiscale_names(self.scales, self.kernels)
+        gen = torch.Generator().manual_seed(seed)
+        for s in self.scales:
+            for k in self.kernels:  # He-style scale: unit-variance responses to unit-variance pixels
+                w = torch.randn(channels, 3, k, k, generator=gen) / (3 * k * k) ** 0.5
+                self.register_buffer(f"s{s}k{k}", w)
+
+    def forward(self, x: Tensor, layers: tuple[str, ...]) -> dict[str, Tensor]:
+        x, out, pooled = x - 0.5, {}, {}
+        mode = "constant" if self.padding == "zeros" else self.padding
+        for name in layers:
+            if name not in self.names:
+                raise KeyError(f"no layer {name!r}; this network's layers are {', '.join(self.names)}")
+            s, k = (int(v) for v in name[1:].split("k"))
+            if s not in pooled:
+                pooled[s] = F.avg_pool2d(x, s) if s > 1 else x
+            out[name] = torch.relu(F.conv2d(F.pad(pooled[s], (k // 2,) * 4, mode=mode), getattr(self, name)))
+        return out
 
 
 def vgg19(weights: str | Path, sha256: str | None = None) -> FeatureNet:
