@@ -58,3 +58,34 @@ def test_damaged_files_and_empty_or_missing_folders(tmp_path, capsys):
     assert status.report(tmp_path / "empty") == f"{tmp_path / 'empty'}: no training runs, progress files or summaries found"
     assert main(["status", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cpu_time_is_counted_across_resumes_and_shown_only_when_it_covers_the_whole_run(tmp_path, monkeypatch):
+    from l2o.experiments import common
+    from l2o.meta.run_folder import RunFolder
+
+    cfg = TrainConfig(episodes=4, **SMALL)
+    first = meta_train(QuadraticFamily(), LSTMRule(preprocess=False, output_scale=1.0), cfg, tmp_path / "a",
+                       progress=False, stop_after=2)
+    assert first.state.cpu_from == 0 and first.state.cpu_seconds > 0
+    done = meta_train(QuadraticFamily(), LSTMRule(preprocess=False, output_scale=1.0), cfg, tmp_path / "a",
+                      progress=False, resume=True)
+    assert done.state.cpu_from == 0 and done.state.cpu_seconds > first.state.cpu_seconds
+    assert status.run_status(tmp_path / "a")["cpu_seconds"] == pytest.approx(done.state.cpu_seconds)
+    assert "of CPU)" in status.report(tmp_path / "a")
+    assert common.meta_cpu(done.state) == {"seconds": round(done.state.cpu_seconds, 1), "complete": True}
+    # a run begun by a version that did not count CPU time: counted from the episode it resumed at, not shown
+    meta_train(QuadraticFamily(), LSTMRule(preprocess=False, output_scale=1.0), cfg, tmp_path / "b", progress=False,
+               stop_after=2)
+    load = RunFolder.load_state
+
+    def load_old(self, *args, **kwargs):
+        best, avg, saved = load(self, *args, **kwargs)
+        return best, avg, {k: v for k, v in saved.items() if k not in ("cpu_seconds", "cpu_from")}
+
+    monkeypatch.setattr(RunFolder, "load_state", load_old)
+    old = meta_train(QuadraticFamily(), LSTMRule(preprocess=False, output_scale=1.0), cfg, tmp_path / "b",
+                     progress=False, resume=True)
+    assert (old.state.cpu_from, old.state.episode) == (2, 4) and old.state.cpu_seconds > 0
+    assert status.run_status(tmp_path / "b")["cpu_seconds"] is None and "of CPU" not in status.report(tmp_path / "b")
+    assert common.meta_cpu(done.state, old.state)["complete"] is False

@@ -42,6 +42,7 @@ def run_status(folder: str | Path, config: dict | None = None) -> dict[str, Any]
     left = out["episodes"] - episode
     out.update(episode=episode, finished=left <= 0, best_episode=state.get("best_episode"),
                best_metric=state.get("best_metric"), seconds=seconds,
+               cpu_seconds=float(state["cpu_seconds"]) if state.get("cpu_from") == 0 else None,
                seconds_left=seconds / episode * left if episode and left > 0 else (0.0 if left <= 0 else None),
                age=time.time() - (folder / STATE).stat().st_mtime)
     return out
@@ -101,7 +102,9 @@ def report(root: str | Path) -> str:
                     if r["best_episode"] is not None and r["best_episode"] >= 0 else "not validated yet")
             where = "finished" if r["finished"] else f"about {_duration(r['seconds_left'])} left at this pace"
             lines.append(f"{r['path']}: {r['episode']}/{r['episodes']} episodes, {best}, "
-                         f"{_duration(r['seconds'])} of meta-training, {where}; saved {_duration(r['age'])} ago")
+                         f"{_duration(r['seconds'])} of meta-training"
+                         + (f" ({_duration(r['cpu_seconds'])} of CPU)" if r.get("cpu_seconds") is not None else "")
+                         + f", {where}; saved {_duration(r['age'])} ago")
     for p in found["progress"]:
         lines.append(f"{p['path']}: unreadable: {p['error']}" if "error" in p else
                      f"{p['path']}: {p['pieces']} pieces done (in progress; saved {_duration(p['age'])} ago)")

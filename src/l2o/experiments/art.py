@@ -175,7 +175,8 @@ def run(out: str | Path, settings: Settings | None = None, *, progress: bool = T
         "command": command,
         "feature_network": net,
         "styles": {"train": s.task.style, "test": TEST_STYLE, "note": "both drawn by code (l2o.data.art_images)"},
-        "meta_train_seconds": round(result.state.seconds, 1),
+        "meta_train_seconds": round(result.state.seconds, 1),  # wall-clock
+        "meta_train_cpu": common.meta_cpu(result.state),
         "best_episode": result.state.best_episode,
         "tasks": {k: {"description": describe(tasks[k], e.steps), **common.headline(v, LEARNED),
                       "figure9_final_losses": finals[k], "seconds_per_step": timing[k]}
@@ -193,7 +194,8 @@ def run(out: str | Path, settings: Settings | None = None, *, progress: bool = T
         "tasks": {k: {kk: vv for kk, vv in t.items() if kk != "figure9_final_losses"}
                   for k, t in summary["tasks"].items()},
         "settings": summary["settings"]})
-    md = [f"Neural art, meta-trained on {describe(s.task, s.train.horizon)} ({result.state.seconds / 60:.1f} min); "
+    md = [f"Neural art, meta-trained on {describe(s.task, s.train.horizon)} "
+          f"({common.describe_meta_time(result.state.seconds, summary['meta_train_cpu'])}); "
           f"feature network: {net}; {e.test_problems} test content images per setting. "
           f"{describe_implementation(result.rule)} {common.describe_compute(summary['compute_seconds'])}\n",
           "| setting | learned: final loss | best tuned baseline | its final loss | learned / best | beats all | "

@@ -206,7 +206,9 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         "dataset": s.task.dataset,
         "dataset_name": NAMES[s.task.dataset],
         "labels": {"five": list(FIVE), "two": list(TWO), "sub": list(SUB_LABELS)},
-        "meta_train_seconds": {k: round(t.seconds, 1) for k, t in trained.items()},  # all stages
+        "meta_train_seconds": {k: round(t.seconds, 1) for k, t in trained.items()},  # all stages, wall-clock
+        "meta_train_cpu": {k: common.meta_cpu(*([t.first.state] if t.result is t.first else
+                                                  [t.first.state, t.result.state])) for k, t in trained.items()},
         "best_episode": {k: t.result.state.best_episode for k, t in trained.items()},  # of the last stage
         "runs": {k: str(t.folder) for k, t in trained.items()},
         "tasks": {k: {"description": describe(*tasks[k]),

@@ -73,6 +73,18 @@ def compute_seconds(meta_training: float, folders: list[Path]) -> dict:
             "timed_pieces": sum(len(d.get(part, {})) for d in docs for part in ("tuning", "evaluation"))}
 
 
+def meta_cpu(*states) -> dict:
+    """The CPU seconds of meta-training runs (their states' ``cpu_seconds``, summed), and whether they cover every
+    episode (``complete``: false where a run was begun by a version that did not count CPU time)."""
+    return {"seconds": round(sum(s.cpu_seconds for s in states), 1),
+            "complete": all(getattr(s, "cpu_from", -1) == 0 for s in states)}
+
+
+def describe_meta_time(wall: float, cpu: dict) -> str:
+    """'42.0 min wall-clock, 30.1 min of CPU' (the CPU part only where it covers the whole run)."""
+    return f"{wall / 60:.1f} min wall-clock" + (f", {cpu['seconds'] / 60:.1f} min of CPU" if cpu["complete"] else "")
+
+
 def describe_compute(c: dict) -> str:
     """``compute_seconds``'s result in words."""
     h = {k: c[k] / 3600 for k in ("total", "meta_training", "tuning", "evaluation")}

@@ -147,7 +147,8 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
             table[task_name][label] = cached_run(out / "ablation" / task_name / f"{slug(label)}.json", task_family,
                                                  rule, task, e, log, f"{task_name}: {label}, {e.steps} steps")
     summary = {"command": command, "variants": {
-                   name: {"meta_train_seconds": round(r.state.seconds, 1), "best_episode": r.state.best_episode,
+                   name: {"meta_train_seconds": round(r.state.seconds, 1), "meta_train_cpu": common.meta_cpu(r.state),
+                          "best_episode": r.state.best_episode,
                           "description": describe_training(*variant(s, name))} for name, r in trained.items()},
                "ablation": {t: {k: {"last_window_mean": v["last_window_mean"], "diverged": v["diverged"]}
                                 for k, v in rows.items()} for t, rows in table.items()},

@@ -140,6 +140,11 @@ class TrainState:
     # run whatever the number; a resume with another number adds one)
     processes: list[dict[str, Any]] = field(default_factory=list)
     comm_seconds: float = 0.0  # of `seconds`, spent in collective calls (waiting for the other processes included)
+    # CPU time of the process (of process 0 under torchrun) over the same episodes as `seconds`, from episode
+    # `cpu_from` on (0: the whole run; later: a run begun by a version that did not count it). On a machine that
+    # other jobs share, wall-clock counts their time too; CPU time does not.
+    cpu_seconds: float = 0.0
+    cpu_from: int = -1
 
 
 @dataclass
@@ -242,6 +247,8 @@ def meta_train(
                         f"run folder (on several machines, put --out on a file system they share)")
     if not state.kernels or state.kernels[-1]["kernel"] != config["implementation"]["kernel"]:
         state.kernels.append({"episode": state.episode, **config["implementation"]})
+    if state.cpu_from < 0:
+        state.cpu_from = state.episode
     if not state.processes or state.processes[-1]["processes"] != world.size:
         state.processes.append({"episode": state.episode, "processes": world.size})
     estimator = estimator if estimator is not None else estimators.make(cfg)
@@ -288,7 +295,7 @@ def meta_train(
         if state.episode == 0 and not state.history:
             validate()
         while state.episode < end:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             rule.train()
             for group in opt.param_groups:
                 group["lr"] = _lr(cfg, state.episode)
@@ -319,6 +326,7 @@ def meta_train(
                 state.meta_steps += 1
             state.episode += 1
             state.seconds += time.perf_counter() - t0
+            state.cpu_seconds += time.process_time() - c0
             state.comm_seconds, comm.seconds = state.comm_seconds + comm.seconds, 0.0
             bar.update(1)
             if state.episode % cfg.val_every == 0 or state.episode == cfg.episodes:
