@@ -37,6 +37,7 @@ def test_suite_end_to_end_figures_and_reuse(photos, tmp_path):
     out = tmp_path / "out"
     summary = art.run(out, tiny(), progress=False, log=lambda *a: None)
     assert list(summary["tasks"]) == ["train_style", "new_style"]
+    assert summary["meta_train_cpu"]["complete"] and summary["meta_train_cpu"]["seconds"] > 0
     assert summary["feature_network"] == ("random filters (one layer at kernel sizes 3, 5, 7 and image scales 1, 1/2, "
                                           "1/4; seed 0, no pretrained weights), content at every layer")
     for name, size, style in (("train_style", 32, "stained-glass"), ("new_style", 48, "swirls")):

@@ -44,6 +44,8 @@ def test_suite_end_to_end_names_its_stand_in_and_reuses(generated, tmp_path):
     summary = cifar.run(tmp_path, tiny(), progress=False, log=lambda *a: None)
     assert summary["dataset_name"] == "Fashion-MNIST (stand-in for CIFAR-10)"
     assert list(summary["tasks"]) == ["ten", "five", "two", "torch_layers"]
+    for key in ("lstm", "sub"):  # CPU time of both stages, counted from their first episodes
+        assert summary["meta_train_cpu"][key]["complete"] and summary["meta_train_cpu"][key]["seconds"] > 0
     # LSTM-sub only on the subsets; the first stage alone only on the 10-class task
     assert set(summary["tasks"]["ten"]) == {"description", cifar.LEARNED, cifar.FIRST}
     assert set(summary["tasks"]["two"]) == {"description", cifar.LEARNED, cifar.SUB}

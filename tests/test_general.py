@@ -38,6 +38,7 @@ def test_the_experiment_trains_the_variants_and_tabulates_the_ablation(data, tmp
         experiment=general.GeneralConfig(variants=("general", "no_curriculum"), check_steps=12, check_problems=2))
     summary = general.run(tmp_path, s, data_dir=root, progress=False, log=lambda *a: None)
     assert set(summary["variants"]) == {"general", "no_curriculum"}
+    assert all(v["meta_train_cpu"]["complete"] for v in summary["variants"].values())
     assert set(summary["ablation"]["mnist_relu"]) == {"general", "no_curriculum", "adam (lr 0.001)", "adam (lr 0.003)",
                                                      "adam (lr 0.01)", "adam (lr 0.03)"}
     config = json.loads((tmp_path / "train" / "no_curriculum" / "config.json").read_text())
