@@ -160,13 +160,18 @@ def test_each_computed_piece_is_timed_beside_the_results_and_reuse_adds_nothing(
     doc = json.loads((folder / "compute.json").read_text())
     assert sorted(doc["tuning"]) == ["adam 0.01", "adam 0.1", "sgd 0.01", "sgd 0.1"]
     assert sorted(doc["evaluation"]) == ["a", "adam", "sgd"]
+    assert sorted(doc["tuning_cpu"]) == sorted(doc["tuning"]) and sorted(doc["evaluation_cpu"]) == ["a", "adam", "sgd"]
     assert all(v >= 0 for part in doc.values() for v in part.values())
     assert not any("seconds" in r for r in results["rules"].values())
     common.tune_and_evaluate(folder, fam, 5, learned, **args)
     assert json.loads((folder / "compute.json").read_text()) == doc
     c = common.compute_seconds(100.0, [folder, tmp_path / "none"])
-    assert c["timed_pieces"] == 7 and c["meta_training"] == 100.0
+    assert c["timed_pieces"] == 7 and c["meta_training"] == 100.0 and c["cpu"]["timed_pieces"] == 7
     assert c["total"] == pytest.approx(100.0 + c["tuning"] + c["evaluation"], abs=0.2)
-    assert common.describe_compute(c).startswith("Compute: 0.03 process-hours (meta-training 0.03,")
+    assert common.describe_compute(c).startswith("Compute: 0.03 process-hours of wall-clock (meta-training 0.03,")
+    assert "Of those, 7 were also timed in CPU time: tuning" in common.describe_compute(c)
+    common.record_compute(folder, "tuning", "sgd 0.1", 1.0)  # computed again by a version that timed no CPU
+    assert "sgd 0.1" not in common.read_compute(folder)["tuning_cpu"]
+    assert common.compute_seconds(0.0, [folder])["cpu"]["timed_pieces"] == 6
     (folder / "compute.json").write_text("{")  # damaged: its timings start over, nothing fails
     assert common.read_compute(folder) == {}

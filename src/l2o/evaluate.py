@@ -60,14 +60,15 @@ def evaluate(
     device: str | torch.device = "cpu",
     partial: str | Path | None = None,
     previous: dict[str, Any] | None = None,
-    on_done: Callable[[str, float], None] | None = None,
+    on_done: Callable[[str, float, float], None] | None = None,
 ) -> dict[str, Any]:
     """Run every rule on the same ``num_problems`` problems of ``split`` for ``steps`` steps. ``partial``: a progress
     file (each finished rule's curves, kept for the same rule, settings and weights; an interrupted evaluation
     resumes from it, and it is removed when all rules are done). ``previous``: an earlier result of the same
     evaluation (a results document); a rule it ran with the same settings and weights is taken from it instead of
     being run again, so that adding a rule to a finished evaluation runs only the new one. ``on_done(label,
-    seconds)``: called after each rule this call runs, with its wall-clock (kept out of the result)."""
+    seconds, cpu_seconds)``: called after each rule this call runs, with its wall-clock and the process's CPU time
+    (kept out of the result)."""
     if not rules:
         raise ValueError("evaluate needs at least one rule")
     task = family.sample(split, seed, num_problems).to(device)
@@ -83,10 +84,10 @@ def evaluate(
         if saved is None or saved["which"] != checkpoint.jsonable(which):
             curves = _previous_curves(previous, out, label, which)
             if curves is None:
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 curves = summarize(unroll(rule, task, steps).losses)
                 if on_done is not None:
-                    on_done(label, time.perf_counter() - started)
+                    on_done(label, time.perf_counter() - started, time.process_time() - cpu)
             done.put(label, {"which": which, "curves": curves})
         out["rules"][label] = {"rule": which["rule"], "implementation": which["implementation"],
                                **done.get(label)["curves"]}

@@ -49,12 +49,12 @@ def tune(
     progress: bool = True,
     device: str | torch.device = "cpu",
     partial: str | Path | None = None,
-    on_done: Callable[[str, float], None] | None = None,
+    on_done: Callable[[str, float, float], None] | None = None,
 ) -> dict[str, Any]:
     """Best learning rate per baseline; returns the scores of the whole grid too. ``partial``: a progress file
-    (each finished run's score; the search resumes from it and removes it when done). ``on_done(run, seconds)``:
-    called after each run this call computes, with its wall-clock (the result itself holds no timings, so that
-    it is the same however it was computed)."""
+    (each finished run's score; the search resumes from it and removes it when done). ``on_done(run, seconds,
+    cpu_seconds)``: called after each run this call computes, with its wall-clock and the process's CPU time (the
+    result itself holds no timings, so that it is the same however it was computed)."""
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; available: {', '.join(BASELINES)}")
@@ -69,11 +69,11 @@ def tune(
         for lr in grid:
             piece = f"{name} {lr!r}"
             if piece not in done:
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 value = _score(BASELINES[name](lr=lr), task, steps, metric)
                 done.put(piece, value if math.isfinite(value) else None)
                 if on_done is not None:
-                    on_done(piece, time.perf_counter() - started)
+                    on_done(piece, time.perf_counter() - started, time.process_time() - cpu)
             scores.append(math.inf if done.get(piece) is None else done.get(piece))
             bar.update(1)
         best = min(range(len(grid)), key=lambda i: scores[i])

@@ -45,11 +45,16 @@ def matches(saved: dict, expect: dict) -> bool:
 COMPUTE = "compute.json"  # beside a task's results: {"tuning": {run: seconds}, "evaluation": {rule: seconds}}
 
 
-def record_compute(folder: Path, part: str, piece: str, seconds: float) -> None:
-    """Add one computed piece's wall-clock to ``folder``'s compute.json; a piece computed again replaces its entry,
-    so the file sums what the task's current results cost, across interruptions and processes."""
+def record_compute(folder: Path, part: str, piece: str, seconds: float, cpu_seconds: float | None = None) -> None:
+    """Add one computed piece's wall-clock (in ``part``) and CPU time (in ``part``_cpu) to ``folder``'s
+    compute.json; a piece computed again replaces its entries, so the file sums what the task's current results
+    cost, across interruptions and processes."""
     doc = read_compute(folder)
     doc.setdefault(part, {})[piece] = round(seconds, 2)
+    if cpu_seconds is not None:
+        doc.setdefault(f"{part}_cpu", {})[piece] = round(cpu_seconds, 2)
+    elif piece in doc.get(f"{part}_cpu", {}):
+        del doc[f"{part}_cpu"][piece]
     checkpoint.write_json(folder / COMPUTE, doc)
 
 
@@ -68,9 +73,14 @@ def compute_seconds(meta_training: float, folders: list[Path]) -> dict:
     docs = [read_compute(f) for f in folders]
     parts = {part: round(sum(float(v) for d in docs for v in d.get(part, {}).values()), 1)
              for part in ("tuning", "evaluation")}
+    cpu = {part: round(sum(float(v) for d in docs for v in d.get(f"{part}_cpu", {}).values()), 1)
+           for part in ("tuning", "evaluation")}
     return {"meta_training": round(meta_training, 1), **parts,
             "total": round(meta_training + sum(parts.values()), 1),
-            "timed_pieces": sum(len(d.get(part, {})) for d in docs for part in ("tuning", "evaluation"))}
+            "timed_pieces": sum(len(d.get(part, {})) for d in docs for part in ("tuning", "evaluation")),
+            # the CPU time of the pieces that were timed in CPU too (all but those a version before that computed)
+            "cpu": {**cpu, "timed_pieces": sum(len(d.get(f"{part}_cpu", {})) for d in docs
+                                               for part in ("tuning", "evaluation"))}}
 
 
 def meta_cpu(*states) -> dict:
@@ -88,9 +98,15 @@ def describe_meta_time(wall: float, cpu: dict) -> str:
 def describe_compute(c: dict) -> str:
     """``compute_seconds``'s result in words."""
     h = {k: c[k] / 3600 for k in ("total", "meta_training", "tuning", "evaluation")}
-    return (f"Compute: {h['total']:.2f} process-hours (meta-training {h['meta_training']:.2f}, tuning "
+    cpu = c.get("cpu", {})
+    in_cpu = ""
+    if cpu.get("timed_pieces"):
+        in_cpu = (f" Of those, {cpu['timed_pieces']} were also timed in CPU time: tuning {cpu['tuning'] / 3600:.2f}, "
+                  f"evaluation {cpu['evaluation'] / 3600:.2f} CPU-hours (wall-clock counts the other jobs on a shared "
+                  f"machine too).")
+    return (f"Compute: {h['total']:.2f} process-hours of wall-clock (meta-training {h['meta_training']:.2f}, tuning "
             f"{h['tuning']:.2f}, evaluation {h['evaluation']:.2f}; {c['timed_pieces']} timed tuning runs and "
-            f"evaluations).")
+            f"evaluations).{in_cpu}")
 
 
 def tune_and_evaluate(folder: Path, family, steps: int, learned: dict, *, grid: list[float], tune_problems: int,
@@ -106,7 +122,7 @@ def tune_and_evaluate(folder: Path, family, steps: int, learned: dict, *, grid: 
     if tuning is None or set(tuning["baselines"]) != set(baselines):
         tuning = tune(family, baselines, grid=grid, steps=tune_steps, num_problems=tune_problems, progress=progress,
                       device=device, partial=folder / "tuning.partial.json",
-                      on_done=lambda run, seconds: record_compute(folder, "tuning", run, seconds))
+                      on_done=lambda run, seconds, cpu: record_compute(folder, "tuning", run, seconds, cpu))
         save_tuning(tuning, tune_path)
         plot_tuning(tuning, folder / "tuning.png")
     rules = {**learned, **tuned_rules(tuning)}
@@ -124,7 +140,7 @@ def tune_and_evaluate(folder: Path, family, steps: int, learned: dict, *, grid: 
         return tuning, previous
     results = evaluate(rules, family, steps=steps, num_problems=test_problems, progress=progress, device=device,
                        partial=folder / "results.partial.json", previous=previous,
-                       on_done=lambda label, seconds: record_compute(folder, "evaluation", label, seconds))
+                       on_done=lambda label, seconds, cpu: record_compute(folder, "evaluation", label, seconds, cpu))
     results["learned_sha256"] = expect["learned_sha256"]
     results["tuning"] = {k: {"lr": b["lr"], "at_grid_edge": b["at_grid_edge"]} for k, b in tuning["baselines"].items()}
     save_results(results, results_path)
