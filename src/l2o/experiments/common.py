@@ -71,23 +71,24 @@ def compute_seconds(meta_training: float, folders: list[Path]) -> dict:
     evaluations (compute.json), in seconds of one process each; ``timed_pieces`` counts the latter (pieces computed
     by a version without timing are not in it)."""
     docs = [read_compute(f) for f in folders]
-    parts = {part: round(sum(float(v) for d in docs for v in d.get(part, {}).values()), 1)
-             for part in ("tuning", "evaluation")}
-    cpu = {part: round(sum(float(v) for d in docs for v in d.get(f"{part}_cpu", {}).values()), 1)
-           for part in ("tuning", "evaluation")}
-    return {"meta_training": round(meta_training, 1), **parts,
-            "total": round(meta_training + sum(parts.values()), 1),
-            "timed_pieces": sum(len(d.get(part, {})) for d in docs for part in ("tuning", "evaluation")),
+
+    def timed(suffix: str = "") -> dict:  # seconds per part summed over the folders, and the pieces counted
+        parts = {part: round(sum(float(v) for d in docs for v in d.get(part + suffix, {}).values()), 1)
+                 for part in ("tuning", "evaluation")}
+        return {**parts, "timed_pieces": sum(len(d.get(part + suffix, {})) for d in docs for part in parts)}
+
+    wall = timed()
+    return {"meta_training": round(meta_training, 1), **wall,
+            "total": round(meta_training + wall["tuning"] + wall["evaluation"], 1),
             # the CPU time of the pieces that were timed in CPU too (all but those a version before that computed)
-            "cpu": {**cpu, "timed_pieces": sum(len(d.get(f"{part}_cpu", {})) for d in docs
-                                               for part in ("tuning", "evaluation"))}}
+            "cpu": timed("_cpu")}
 
 
 def meta_cpu(*states) -> dict:
     """The CPU seconds of meta-training runs (their states' ``cpu_seconds``, summed), and whether they cover every
     episode (``complete``: false where a run was begun by a version that did not count CPU time)."""
     return {"seconds": round(sum(s.cpu_seconds for s in states), 1),
-            "complete": all(getattr(s, "cpu_from", -1) == 0 for s in states)}
+            "complete": all(s.cpu_from == 0 for s in states)}
 
 
 def describe_meta_time(wall: float, cpu: dict) -> str:

@@ -64,7 +64,7 @@ class ArtConfig:
             raise ValueError(f"network must be one of {', '.join(NETWORKS)}, got {self.network!r}")
         if min(self.content_weight, self.style_weight, self.tv_weight, self.range_weight) < 0 or self.init_std <= 0:
             raise ValueError("the loss weights must be >= 0 and init_std > 0")
-        layers = feat.layer_names() if self.network != "multiscale" else feat.multiscale_names()
+        layers = network_layers(self.network)
         if self.content_layer != "auto" and self.content_layer not in layers:
             raise ValueError(f"content_layer must be 'auto' or a layer of the {self.network} network "
                              f"({layers[0]} … {layers[-1]}), got {self.content_layer!r}")
@@ -82,16 +82,21 @@ class ArtConfig:
 NETWORKS = ("multiscale", "random", "vgg19")
 
 
+def network_layers(network: str) -> tuple[str, ...]:
+    """Every layer of the feature network ``network`` (the VGG-shaped ones share VGG-19's names)."""
+    return tuple(feat.multiscale_names()) if network == "multiscale" else tuple(feat.layer_names())
+
+
 def content_layers(cfg: ArtConfig) -> tuple[str, ...]:
     if cfg.content_layer != "auto":
         return (cfg.content_layer,)
     if cfg.network == "multiscale":
-        return tuple(feat.multiscale_names())
+        return network_layers(cfg.network)
     return (feat.CONTENT_LAYER,) if cfg.network == "vgg19" else ("conv3_2",)
 
 
 def style_layers(cfg: ArtConfig) -> tuple[str, ...]:
-    return tuple(feat.multiscale_names()) if cfg.network == "multiscale" else feat.STYLE_LAYERS
+    return network_layers(cfg.network) if cfg.network == "multiscale" else feat.STYLE_LAYERS
 
 
 def describe_network(cfg: ArtConfig) -> str:

@@ -23,7 +23,8 @@ whose values carry content.
 Pooling is average pooling throughout (Gatys et al. found it gives slightly better images than max pooling).
 Padding: zeros for VGG-19 (as it was trained); the random network takes ``padding`` ("reflect" in the art task:
 with zero padding, pixels near the border see different features and an optimised image grows a frame of
-saturated colour there); the multi-scale network pads with reflection. A network is a fixed function: its parameters never require gradients.
+saturated colour there); the multi-scale network pads with reflection. A network is a fixed function: its
+parameters never require gradients.
 
 References:
     Gatys, Ecker and Bethge, "A neural algorithm of artistic style", 2015.
@@ -141,6 +142,7 @@ class MultiScaleNet(nn.Module):
                              f"kernels={kernels}, channels={channels}")
         self.scales, self.kernels, self.padding = tuple(scales), tuple(kernels), padding
         self.names = multiscale_names(self.scales, self.kernels)
+        self.shapes = dict(zip(self.names, ((s, k) for s in self.scales for k in self.kernels)))  # name: (scale, kernel)
         gen = torch.Generator().manual_seed(seed)
         for s in self.scales:
             for k in self.kernels:  # He-style scale: unit-variance responses to unit-variance pixels
@@ -151,9 +153,9 @@ class MultiScaleNet(nn.Module):
         x, out, pooled = x - 0.5, {}, {}
         mode = "constant" if self.padding == "zeros" else self.padding
         for name in layers:
-            if name not in self.names:
+            if name not in self.shapes:
                 raise KeyError(f"no layer {name!r}; this network's layers are {', '.join(self.names)}")
-            s, k = (int(v) for v in name[1:].split("k"))
+            s, k = self.shapes[name]
             if s not in pooled:
                 pooled[s] = F.avg_pool2d(x, s) if s > 1 else x
             out[name] = torch.relu(F.conv2d(F.pad(pooled[s], (k // 2,) * 4, mode=mode), getattr(self, name)))
