@@ -49,13 +49,14 @@ def main() -> None:
           f"{torch.get_num_threads()} threads): floor of a forward pass {floor_ns:.1f} ns per coordinate")
     rule = LSTMRule(preprocess=True, output_init=1.0).requires_grad_(False)
     weights, bout = fused_lstm.packed(rule.cells, rule.out), float(rule.out.bias)
-    settings = (True, rule.cfg.p, rule.cfg.input_scale, rule.cfg.output_scale)
+    settings = (2, rule.cfg.p, rule.cfg.input_scale, rule.cfg.output_scale)
     default_threads = torch.get_num_threads()
     print(f"{'threads':>7} {'n':>8} {'forward ms':>11} {'backward ms':>12} {'fwd ns/coord':>13} {'bwd ns/coord':>13} "
           f"{'fwd/floor':>10} {'bwd/fwd':>8}")
     gen = torch.Generator().manual_seed(0)
     for n in args.sizes:
         grad = torch.randn(n, generator=gen) * 1e-2
+        extra = torch.empty(n, 0)
         state = [torch.randn(n, H, generator=gen) * 0.3 for _ in range(4)]
         new = [torch.empty(n, H) for _ in range(4)]
         update = torch.empty(n)
@@ -64,10 +65,10 @@ def main() -> None:
         dold = [torch.empty(n, H) for _ in range(4)]
 
         def forward():
-            kernel.lstm_step(grad, *state, *weights, bout, *settings, update, *new)
+            kernel.lstm_step(grad, extra, *state, *weights, bout, *settings, update, *new)
 
         def backward():
-            kernel.lstm_step_backward(grad, *state, *weights, bout, *settings, du, *dnew, *dold)
+            kernel.lstm_step_backward(grad, extra, *state, *weights, bout, *settings, du, *dnew, *dold)
 
         times = {t: ([], []) for t in args.threads}
         for _ in range(args.reps):  # thread counts interleaved, so that they see the same machine

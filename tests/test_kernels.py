@@ -18,14 +18,22 @@ def built():
 
 
 def _states_close(a, b, tol=1e-5):
-    return all(torch.allclose(x, y, atol=tol, rtol=tol) for x, y in zip(a.h + a.c, b.h + b.c))
+    assert len(a) == len(b) and all(len(x) == len(y) for x, y in zip(a, b))
+    return all(torch.allclose(x, y, atol=tol, rtol=tol) for x, y in zip(sum(a, ()), sum(b, ())))
 
 
-@pytest.mark.parametrize("preprocess", [True, False])
+# the first cell's inputs: the gradient preprocessed (2) or raw (1), with or without moment features, or those alone
+INPUTS = {"log/sign": dict(preprocess=True), "raw": dict(preprocess=False),
+          "log/sign + moments": dict(moments=(0.5, 0.9, 0.99)), "raw + moment": dict(preprocess=False, moments=(0.9,)),
+          "moments only": dict(moments=(0.5, 0.9, 0.99, 0.999), gradient_input=False)}
+
+
+@pytest.mark.parametrize("inputs", INPUTS)
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 15_910])
-def test_fused_step_matches_pytorch(preprocess, n):
+def test_fused_step_matches_pytorch(inputs, n):
     torch.manual_seed(n)
-    rule = LSTMRule(preprocess=preprocess, output_init=1.0, output_scale=0.5, input_scale=0.3).requires_grad_(False)
+    rule = LSTMRule(**INPUTS[inputs], output_init=1.0, output_scale=0.5, input_scale=0.3).requires_grad_(False)
+    assert rule.implementation == "fused"
     grads = [torch.randn(n) * torch.logspace(-7, 1, n)[torch.randperm(n)] for _ in range(4)]
     grads[0][0] = 0.0  # an exact zero gradient takes the sign branch
     s_ref, s_fused = rule.init_flat(n), rule.init_flat(n)
@@ -159,6 +167,8 @@ def test_implementation_is_resolved_when_built_and_when_moved():
     assert LSTMRule(implementation="torch").implementation == "torch"
     with pytest.raises(RuntimeError, match="specialised for 2 layers of 20 units"):
         LSTMRule(hidden_size=10, implementation="fused")
+    with pytest.raises(RuntimeError, match="at most 10 inputs per coordinate, this rule has 11"):
+        LSTMRule(moments=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), implementation="fused")
     with pytest.raises(RuntimeError, match="float32 on the CPU"):
         LSTMRule(implementation="fused").double()
     with pytest.raises(ValueError, match="implementation must be one of"):
@@ -174,7 +184,7 @@ def _meta_gradients(rule, grads, use_kernel):
     rule.zero_grad()
     state = rule.init_flat(n)
     h0 = state.h[0].clone().requires_grad_()
-    state = type(state)((h0, state.h[1]), state.c)
+    state = state._replace(h=(h0, state.h[1]))
     total = 0
     for g in grads:
         update, state = rule.step_flat(g, state)
@@ -184,11 +194,11 @@ def _meta_gradients(rule, grads, use_kernel):
     return [p.grad.clone() for p in rule.parameters()] + [h0.grad.clone()]
 
 
-@pytest.mark.parametrize("preprocess", [True, False])
-def test_fused_meta_gradient_matches_pytorch_autograd(preprocess):
+@pytest.mark.parametrize("inputs", INPUTS)
+def test_fused_meta_gradient_matches_pytorch_autograd(inputs):
     """Meta-gradients (weights and initial state) through 3 fused steps equal PyTorch's autograd."""
     torch.manual_seed(0)
-    rule = LSTMRule(preprocess=preprocess, output_init=1.0, output_scale=0.7)
+    rule = LSTMRule(**INPUTS[inputs], output_init=1.0, output_scale=0.7)
     n = 37  # not a multiple of the kernel's block of 8
     grads = [torch.randn(n) * torch.logspace(-6, 1, n) for _ in range(3)]
     for ref, fused in zip(_meta_gradients(rule, grads, False), _meta_gradients(rule, grads, True)):

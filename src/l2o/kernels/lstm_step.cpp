@@ -101,47 +101,51 @@ inline void cell_forward(const float (&g)[R][G], const float (&c_old)[R][H], flo
   }
 }
 
+constexpr int IMAX = 10;    // the most first-layer inputs besides h: 2 of the gradient and up to 8 features
+
 struct Params {
   const float *W1, *b1, *W2, *b2, *wout;
   float bout, thr, inv_p, ep, input_scale, output_scale;
-  bool preprocess;
+  int base;            // inputs from the gradient: 2 (log/sign), 1 (scaled) or 0 (none)
+  const float* extra;  // per coordinate, E further inputs (N, E) appended after them (e.g. moment features)
+  int E;
 };
 
-// The first layer's inputs from a gradient x, written into in[0 .. I): with I = 2 the log/sign
-// preprocessing (Andrychowicz et al. 2016, App. A: log(max(|x|, e^-p)) / p, and sgn(x) if |x| >= e^-p else
-// e^p x), with I = 1 the raw gradient times input_scale. The one definition the forward pass and the
-// backward pass's recomputation share.
-template <int I>
-inline void first_inputs(const Params& P, float x, float* in) {
-  if (I == 2) {
+// The first layer's inputs for one coordinate, written into in[0 .. base + E): with base 2 the log/sign
+// preprocessing of the gradient x (Andrychowicz et al. 2016, App. A: log(max(|x|, e^-p)) / p, and sgn(x) if
+// |x| >= e^-p else e^p x), with base 1 the raw gradient times input_scale, with base 0 nothing; then the
+// coordinate's E extra inputs ex[0 .. E). The one definition the forward pass and the backward pass's
+// recomputation share.
+inline void first_inputs(const Params& P, float x, const float* ex, float* in) {
+  if (P.base == 2) {
     const float a = std::fabs(x);
     in[0] = std::log(std::max(a, P.thr)) * P.inv_p;
     in[1] = a >= P.thr ? (x > 0 ? 1.0f : (x < 0 ? -1.0f : 0.0f)) : x * P.ep;
-  } else {
+  } else if (P.base == 1) {
     in[0] = x * P.input_scale;
   }
+  for (int e = 0; e < P.E; ++e) in[P.base + e] = ex[e];
 }
 
-// R coordinates: gradients g[R]; states st[4] = h1, c1, h2, c2 as (R, H) blocks (rows R apart by H);
-// writes update[R] and out[4]. Everything is read before anything is written, so out may alias st.
-inline void block(const Params& P, const float* g, const float* const st[4], float* update, float* const out[4]) {
-  float in1p[R][2 + H], in1r[R][1 + H], in2[R][2 * H], c1[R][H], c2[R][H];
+// R coordinates: gradients g[R], extra inputs ex (R, E); states st[4] = h1, c1, h2, c2 as (R, H) blocks (rows R
+// apart by H); writes update[R] and out[4]. Everything is read before anything is written, so out may alias st.
+// I = base + E, the first layer's inputs besides h.
+template <int I>
+inline void block(const Params& P, const float* g, const float* ex, const float* const st[4], float* update,
+                  float* const out[4]) {
+  constexpr int K1 = I + H;
+  float in1[R][K1], in2[R][2 * H], c1[R][H], c2[R][H];
   for (int r = 0; r < R; ++r) {
-    if (P.preprocess) {
-      first_inputs<2>(P, g[r], in1p[r]);
-      for (int j = 0; j < H; ++j) in1p[r][2 + j] = st[0][r * H + j];
-    } else {
-      first_inputs<1>(P, g[r], in1r[r]);
-      for (int j = 0; j < H; ++j) in1r[r][1 + j] = st[0][r * H + j];
-    }
+    first_inputs(P, g[r], ex + r * P.E, in1[r]);
     for (int j = 0; j < H; ++j) {
+      in1[r][I + j] = st[0][r * H + j];
       c1[r][j] = st[1][r * H + j];
       in2[r][H + j] = st[2][r * H + j];
       c2[r][j] = st[3][r * H + j];
     }
   }
   float gt[R][G];
-  if (P.preprocess) gates<2 + H>(in1p, P.W1, P.b1, gt); else gates<1 + H>(in1r, P.W1, P.b1, gt);
+  gates<K1>(in1, P.W1, P.b1, gt);
   float h1n[R][H], c1n[R][H], h2n[R][H], c2n[R][H];
   cell_update(gt, c1, h1n, c1n);
   for (int r = 0; r < R; ++r)
@@ -159,25 +163,40 @@ inline void block(const Params& P, const float* g, const float* const st[4], flo
   }
 }
 
-}  // namespace
+// Calls F<I>(args...) for the runtime I in [1, IMAX].
+#define L2O_DISPATCH_I(I, CALL)                                                                        \
+  switch (I) {                                                                                         \
+    case 1: CALL(1); break; case 2: CALL(2); break; case 3: CALL(3); break; case 4: CALL(4); break;    \
+    case 5: CALL(5); break; case 6: CALL(6); break; case 7: CALL(7); break; case 8: CALL(8); break;    \
+    case 9: CALL(9); break; case 10: CALL(10); break;                                                  \
+    default: TORCH_CHECK(false, "the kernel takes 1 to ", IMAX, " first-layer inputs, got ", I);      \
+  }
 
-// grad (N); h1, c1, h2, c2 (N, H) read; outputs written to update (N) and h1o, c1o, h2o, c2o (N, H),
-// which may alias the inputs (in-place step). W1 (I+H, G), b1 (G), W2 (2H, G), b2 (G), wout (H), bout.
-// preprocess: log/sign with p (I = 2) or the raw gradient times input_scale (I = 1).
-void lstm_step(torch::Tensor grad, torch::Tensor h1, torch::Tensor c1, torch::Tensor h2, torch::Tensor c2,
-               torch::Tensor W1, torch::Tensor b1, torch::Tensor W2, torch::Tensor b2, torch::Tensor wout,
-               double bout, bool preprocess, double p, double input_scale, double output_scale,
-               torch::Tensor update, torch::Tensor h1o, torch::Tensor c1o, torch::Tensor h2o, torch::Tensor c2o) {
+Params make_params(torch::Tensor W1, torch::Tensor b1, torch::Tensor W2, torch::Tensor b2, torch::Tensor wout,
+                   double bout, int64_t base, double p, double input_scale, double output_scale,
+                   const torch::Tensor& grad, const torch::Tensor& extra) {
   const int64_t N = grad.size(0);
-  for (const auto& t : {h1, c1, h2, c2, h1o, c1o, h2o, c2o})
-    TORCH_CHECK(t.is_contiguous() && t.dim() == 2 && t.size(0) == N && t.size(1) == H, "state must be (N, 20)");
-  Params P{W1.data_ptr<float>(), b1.data_ptr<float>(), W2.data_ptr<float>(), b2.data_ptr<float>(),
-           wout.data_ptr<float>(), (float)bout, std::exp(-(float)p), 1.0f / (float)p, std::exp((float)p),
-           (float)input_scale, (float)output_scale, preprocess};
-  const float* gp = grad.data_ptr<float>();
-  const float* in_s[4] = {h1.data_ptr<float>(), c1.data_ptr<float>(), h2.data_ptr<float>(), c2.data_ptr<float>()};
-  float* out_s[4] = {h1o.data_ptr<float>(), c1o.data_ptr<float>(), h2o.data_ptr<float>(), c2o.data_ptr<float>()};
-  float* up = update.data_ptr<float>();
+  TORCH_CHECK(base >= 0 && base <= 2, "base must be 0, 1 or 2");
+  TORCH_CHECK(extra.is_contiguous() && extra.dim() == 2 && extra.size(0) == N, "extra must be (N, E)");
+  const int E = (int)extra.size(1), I = (int)base + E;
+  TORCH_CHECK(I >= 1 && I <= IMAX, "the kernel takes 1 to ", IMAX, " first-layer inputs, got ", I);
+  TORCH_CHECK(W1.size(0) == I + H, "W1 must have ", I + H, " rows for ", I, " inputs");
+  return Params{W1.data_ptr<float>(), b1.data_ptr<float>(), W2.data_ptr<float>(), b2.data_ptr<float>(),
+                wout.data_ptr<float>(), (float)bout, std::exp(-(float)p), 1.0f / (float)p, std::exp((float)p),
+                (float)input_scale, (float)output_scale, (int)base, E ? extra.data_ptr<float>() : nullptr, E};
+}
+
+
+// grad (N), extra (N, E); h1, c1, h2, c2 (N, H) read; outputs written to update (N) and h1o, c1o, h2o, c2o
+// (N, H), which may alias the inputs (in-place step). W1 (I+H, G), b1 (G), W2 (2H, G), b2 (G), wout (H), bout,
+// with I = base + E first-layer inputs: base from the gradient (2: log/sign with p, 1: the raw gradient times
+// input_scale, 0: none), then the E extra ones.
+template <int I>
+void forward_all(const Params& P, const float* gp, const float* const in_s[4], float* const out_s[4], float* up,
+                 int64_t N) {
+  const int E = P.E;
+  static float none[1] = {0.0f};
+  const float* xp = E ? P.extra : none;
   const int64_t full = N / R;
   at::parallel_for(0, full, 64, [&](int64_t begin, int64_t end) {
     for (int64_t blk = begin; blk < end; ++blk) {
@@ -185,25 +204,45 @@ void lstm_step(torch::Tensor grad, torch::Tensor h1, torch::Tensor c1, torch::Te
       const float* st[4];
       float* out[4];
       for (int s = 0; s < 4; ++s) { st[s] = in_s[s] + n0 * H; out[s] = out_s[s] + n0 * H; }
-      block(P, gp + n0, st, up + n0, out);
+      block<I>(P, gp + n0, xp + n0 * E, st, up + n0, out);
     }
   });
   const int64_t n0 = full * R, rest = N - n0;
   if (rest > 0) {  // the last partial block works on zero-padded copies
-    float g[R] = {}, u[R], buf[8][R * H] = {};
+    float g[R] = {}, u[R], ex[R * IMAX] = {}, buf[8][R * H] = {};
     const float* st[4];
     float* out[4];
     for (int64_t r = 0; r < rest; ++r) g[r] = gp[n0 + r];
+    for (int64_t i = 0; i < rest * E; ++i) ex[i] = xp[n0 * E + i];
     for (int s = 0; s < 4; ++s) {
       for (int64_t i = 0; i < rest * H; ++i) buf[s][i] = in_s[s][n0 * H + i];
       st[s] = buf[s];
       out[s] = buf[4 + s];
     }
-    block(P, g, st, u, out);
+    block<I>(P, g, ex, st, u, out);
     for (int64_t r = 0; r < rest; ++r) up[n0 + r] = u[r];
     for (int s = 0; s < 4; ++s)
       for (int64_t i = 0; i < rest * H; ++i) out_s[s][n0 * H + i] = buf[4 + s][i];
   }
+}
+
+}  // namespace
+
+void lstm_step(torch::Tensor grad, torch::Tensor extra, torch::Tensor h1, torch::Tensor c1, torch::Tensor h2,
+               torch::Tensor c2, torch::Tensor W1, torch::Tensor b1, torch::Tensor W2, torch::Tensor b2,
+               torch::Tensor wout, double bout, int64_t base, double p, double input_scale, double output_scale,
+               torch::Tensor update, torch::Tensor h1o, torch::Tensor c1o, torch::Tensor h2o, torch::Tensor c2o) {
+  const int64_t N = grad.size(0);
+  for (const auto& t : {h1, c1, h2, c2, h1o, c1o, h2o, c2o})
+    TORCH_CHECK(t.is_contiguous() && t.dim() == 2 && t.size(0) == N && t.size(1) == H, "state must be (N, 20)");
+  const Params P = make_params(W1, b1, W2, b2, wout, bout, base, p, input_scale, output_scale, grad, extra);
+  const float* gp = grad.data_ptr<float>();
+  const float* in_s[4] = {h1.data_ptr<float>(), c1.data_ptr<float>(), h2.data_ptr<float>(), c2.data_ptr<float>()};
+  float* out_s[4] = {h1o.data_ptr<float>(), c1o.data_ptr<float>(), h2o.data_ptr<float>(), c2o.data_ptr<float>()};
+  float* up = update.data_ptr<float>();
+#define L2O_FORWARD(K) forward_all<K>(P, gp, in_s, out_s, up, N)
+  L2O_DISPATCH_I(P.base + P.E, L2O_FORWARD)
+#undef L2O_FORWARD
 }
 
 
@@ -276,19 +315,20 @@ inline void linear_backward(const float (&in)[R][K], const float (&dG)[R][G], co
 }
 
 struct Grads {
-  float dW1[(2 + H) * G], db1[G], dW2[2 * H * G], db2[G], dwout[H], dbout;
+  float dW1[(IMAX + H) * G], db1[G], dW2[2 * H * G], db2[G], dwout[H], dbout;
 };
 
-// R coordinates: recompute the forward pass from the old state (keeping the activations), then
+// R coordinates (gradients x, extra inputs ex): recompute the forward pass from the old state (keeping the activations), then
 // back-propagate du (R) and the gradients reaching the new state (dnew[4], (R, H) blocks) into the old
 // state (dold[4]) and into the weights (acc).
 template <int I>
-inline void block_backward(const Params& P, const float* WT1, const float* WT2, const float* x, const float* const st[4], const float* du,
-                           const float* const dnew[4], float* const dold[4], Grads& acc) {
+inline void block_backward(const Params& P, const float* WT1, const float* WT2, const float* x, const float* ex,
+                           const float* const st[4], const float* du, const float* const dnew[4],
+                           float* const dold[4], Grads& acc) {
   constexpr int K1 = I + H;
   float in1[R][K1], in2[R][2 * H], c1[R][H], c2[R][H];
   for (int r = 0; r < R; ++r) {
-    first_inputs<I>(P, x[r], in1[r]);
+    first_inputs(P, x[r], ex + r * P.E, in1[r]);
     for (int j = 0; j < H; ++j) {
       in1[r][I + j] = st[0][r * H + j];
       c1[r][j] = st[1][r * H + j];
@@ -330,33 +370,14 @@ inline void block_backward(const Params& P, const float* WT1, const float* WT2, 
     for (int j = 0; j < H; ++j) dold[0][r * H + j] = din1[r][I + j];
 }
 
-}  // namespace
-
-// Backward of lstm_step with respect to the old state and the weights (the gradient input is a constant).
-// du (N), dh1n, dc1n, dh2n, dc2n (N, H): gradients reaching the outputs. Writes dh1, dc1, dh2, dc2 (N, H)
-// and returns {dW1, db1, dW2, db2, dwout, dbout}.
-std::vector<torch::Tensor> lstm_step_backward(
-    torch::Tensor grad, torch::Tensor h1, torch::Tensor c1, torch::Tensor h2, torch::Tensor c2, torch::Tensor W1,
-    torch::Tensor b1, torch::Tensor W2, torch::Tensor b2, torch::Tensor wout, double bout, bool preprocess, double p,
-    double input_scale, double output_scale, torch::Tensor du, torch::Tensor dh1n, torch::Tensor dc1n,
-    torch::Tensor dh2n, torch::Tensor dc2n, torch::Tensor dh1, torch::Tensor dc1, torch::Tensor dh2, torch::Tensor dc2) {
-  const int64_t N = grad.size(0);
-  for (const auto& t : {h1, c1, h2, c2, dh1n, dc1n, dh2n, dc2n, dh1, dc1, dh2, dc2})
-    TORCH_CHECK(t.is_contiguous() && t.dim() == 2 && t.size(0) == N && t.size(1) == H, "state must be (N, 20)");
-  Params P{W1.data_ptr<float>(), b1.data_ptr<float>(), W2.data_ptr<float>(), b2.data_ptr<float>(),
-           wout.data_ptr<float>(), (float)bout, std::exp(-(float)p), 1.0f / (float)p, std::exp((float)p),
-           (float)input_scale, (float)output_scale, preprocess};
-  const float* gp = grad.data_ptr<float>();
-  const float* dup = du.data_ptr<float>();
-  const float* st_s[4] = {h1.data_ptr<float>(), c1.data_ptr<float>(), h2.data_ptr<float>(), c2.data_ptr<float>()};
-  const float* dn_s[4] = {dh1n.data_ptr<float>(), dc1n.data_ptr<float>(), dh2n.data_ptr<float>(), dc2n.data_ptr<float>()};
-  float* do_s[4] = {dh1.data_ptr<float>(), dc1.data_ptr<float>(), dh2.data_ptr<float>(), dc2.data_ptr<float>()};
-  // W^T, padded, for din = dG W^T
-  const int K1 = (preprocess ? 2 : 1) + H;
-  const int KP1 = preprocess ? padded<2 + H>() : padded<1 + H>(), KP2 = padded<2 * H>();
-  std::vector<float> WT1(G * KP1, 0.0f), WT2(G * KP2, 0.0f);
-  for (int k = 0; k < K1; ++k) for (int j = 0; j < G; ++j) WT1[j * KP1 + k] = P.W1[k * G + j];
-  for (int k = 0; k < 2 * H; ++k) for (int j = 0; j < G; ++j) WT2[j * KP2 + k] = P.W2[k * G + j];
+// The backward pass over all N coordinates, for I first-layer inputs; weight gradients into total.
+template <int I>
+void backward_all(const Params& P, const float* WT1, const float* WT2, const float* gp, const float* dup,
+                  const float* const st_s[4], const float* const dn_s[4], float* const do_s[4], int64_t N,
+                  Grads& total) {
+  const int E = P.E;
+  static float none[1] = {0.0f};
+  const float* xp = E ? P.extra : none;
   // weight gradients: one partial sum per fixed chunk of blocks, added up in chunk order, so that the
   // result does not depend on the number of threads or their scheduling
   const int64_t blocks = (N + R - 1) / R;
@@ -370,13 +391,14 @@ std::vector<torch::Tensor> lstm_step_backward(
       for (int64_t blk = ch * CHUNK; blk < std::min(blocks, (ch + 1) * CHUNK); ++blk) {
         const int64_t n0 = blk * R;
         const int64_t rest = std::min<int64_t>(R, N - n0);
-        float xg[R] = {}, dug[R] = {};
+        float xg[R] = {}, dug[R] = {}, ex[R * IMAX] = {};
         const float* st[4];
         const float* dn[4];
         float* dout[4];
         const bool full = rest == R;
         float buf[12][R * H];
         for (int64_t r = 0; r < rest; ++r) { xg[r] = gp[n0 + r]; dug[r] = dup[n0 + r]; }
+        for (int64_t i = 0; i < rest * E; ++i) ex[i] = xp[n0 * E + i];
         if (full) {
           for (int s = 0; s < 4; ++s) { st[s] = st_s[s] + n0 * H; dn[s] = dn_s[s] + n0 * H; dout[s] = do_s[s] + n0 * H; }
         } else {  // the last partial block works on zero-padded copies
@@ -386,21 +408,51 @@ std::vector<torch::Tensor> lstm_step_backward(
             st[s] = buf[s]; dn[s] = buf[4 + s]; dout[s] = buf[8 + s];
           }
         }
-        if (preprocess) block_backward<2>(P, WT1.data(), WT2.data(), xg, st, dug, dn, dout, acc);
-        else block_backward<1>(P, WT1.data(), WT2.data(), xg, st, dug, dn, dout, acc);
+        block_backward<I>(P, WT1, WT2, xg, ex, st, dug, dn, dout, acc);
         if (!full)
           for (int s = 0; s < 4; ++s)
             for (int64_t i = 0; i < rest * H; ++i) do_s[s][n0 * H + i] = buf[8 + s][i];
       }
     }
   });
-  auto total = std::make_unique<Grads>();
-  std::memset(total.get(), 0, sizeof(Grads));
-  float* t = reinterpret_cast<float*>(total.get());
+  float* t = reinterpret_cast<float*>(&total);
   for (int64_t ch = 0; ch < chunks; ++ch) {
     const float* a = reinterpret_cast<const float*>(&partial[ch]);
     for (size_t i = 0; i < sizeof(Grads) / sizeof(float); ++i) t[i] += a[i];
   }
+}
+
+}  // namespace
+
+// Backward of lstm_step with respect to the old state and the weights (the gradient and the extra inputs are
+// constants). du (N), dh1n, dc1n, dh2n, dc2n (N, H): gradients reaching the outputs. Writes dh1, dc1, dh2, dc2
+// (N, H) and returns {dW1, db1, dW2, db2, dwout, dbout}.
+std::vector<torch::Tensor> lstm_step_backward(
+    torch::Tensor grad, torch::Tensor extra, torch::Tensor h1, torch::Tensor c1, torch::Tensor h2, torch::Tensor c2,
+    torch::Tensor W1, torch::Tensor b1, torch::Tensor W2, torch::Tensor b2, torch::Tensor wout, double bout,
+    int64_t base, double p, double input_scale, double output_scale, torch::Tensor du, torch::Tensor dh1n,
+    torch::Tensor dc1n, torch::Tensor dh2n, torch::Tensor dc2n, torch::Tensor dh1, torch::Tensor dc1,
+    torch::Tensor dh2, torch::Tensor dc2) {
+  const int64_t N = grad.size(0);
+  for (const auto& t : {h1, c1, h2, c2, dh1n, dc1n, dh2n, dc2n, dh1, dc1, dh2, dc2})
+    TORCH_CHECK(t.is_contiguous() && t.dim() == 2 && t.size(0) == N && t.size(1) == H, "state must be (N, 20)");
+  const Params P = make_params(W1, b1, W2, b2, wout, bout, base, p, input_scale, output_scale, grad, extra);
+  const float* gp = grad.data_ptr<float>();
+  const float* dup = du.data_ptr<float>();
+  const float* st_s[4] = {h1.data_ptr<float>(), c1.data_ptr<float>(), h2.data_ptr<float>(), c2.data_ptr<float>()};
+  const float* dn_s[4] = {dh1n.data_ptr<float>(), dc1n.data_ptr<float>(), dh2n.data_ptr<float>(), dc2n.data_ptr<float>()};
+  float* do_s[4] = {dh1.data_ptr<float>(), dc1.data_ptr<float>(), dh2.data_ptr<float>(), dc2.data_ptr<float>()};
+  // W^T, padded, for din = dG W^T
+  const int I = P.base + P.E, K1 = I + H;
+  const int KP1 = (K1 + 15) / 16 * 16, KP2 = padded<2 * H>();
+  std::vector<float> WT1(G * KP1, 0.0f), WT2(G * KP2, 0.0f);
+  for (int k = 0; k < K1; ++k) for (int j = 0; j < G; ++j) WT1[j * KP1 + k] = P.W1[k * G + j];
+  for (int k = 0; k < 2 * H; ++k) for (int j = 0; j < G; ++j) WT2[j * KP2 + k] = P.W2[k * G + j];
+  auto total = std::make_unique<Grads>();
+  std::memset(total.get(), 0, sizeof(Grads));
+#define L2O_BACKWARD(K) backward_all<K>(P, WT1.data(), WT2.data(), gp, dup, st_s, dn_s, do_s, N, *total)
+  L2O_DISPATCH_I(I, L2O_BACKWARD)
+#undef L2O_BACKWARD
   auto opts = torch::TensorOptions().dtype(torch::kFloat32);
   auto dW1 = torch::from_blob(total->dW1, {K1, G}, opts).clone();
   auto db1 = torch::from_blob(total->db1, {G}, opts).clone();

@@ -113,6 +113,7 @@ def unflatten(flat: Tensor, like: Params) -> Params:
 
 
 IMPLEMENTATIONS = ("auto", "torch", "fused")
+KERNEL_MAX_INPUTS = 10  # the fused kernel's limit on first-layer inputs besides h (IMAX in lstm_step.cpp)
 
 
 CHUNK_ROWS = 16384  # rows per piece for a single-threaded PyTorch cell without autograd (docs/benchmarks.md)
@@ -173,8 +174,9 @@ class LSTMRule(nn.Module):
                     f"of {self.cfg.hidden_size}")
         if self.cfg.gac:
             return "the kernel has no global averaging cells"
-        if self.cfg.moments or not self.cfg.gradient_input:
-            return "the kernel takes the gradient alone as input (no moments)"
+        if self.cfg.input_size > KERNEL_MAX_INPUTS:
+            return (f"the kernel takes at most {KERNEL_MAX_INPUTS} inputs per coordinate, this rule has "
+                    f"{self.cfg.input_size}")
         w = self.out.weight
         if w.device.type != "cpu" or w.dtype != torch.float32:
             return f"the kernel runs float32 on the CPU, this rule's weights are {w.dtype} on {w.device}"
@@ -250,14 +252,18 @@ class LSTMRule(nn.Module):
                 raise ValueError(f"this rule runs the fused kernel (float32 on the CPU) but got a {grad.dtype} "
                                  f"gradient on {grad.device}; move the rule with .to(...) first")
             if not (torch.is_grad_enabled() and grad.requires_grad):  # else second derivatives: PyTorch
-                settings = (self.cfg.preprocess, self.cfg.p, self.cfg.input_scale, self.cfg.output_scale)
+                base = (2 if self.cfg.preprocess else 1) if self.cfg.gradient_input else 0
+                settings = (base, self.cfg.p, self.cfg.input_scale, self.cfg.output_scale)
+                extra, moments = self._moment_features(grad, state) if self.cfg.moments else (None, ())
                 old = (state.h[0], state.c[0], state.h[1], state.c[1])
                 into = None if out is None else (out.h[0], out.c[0], out.h[1], out.c[1])
                 update, (h1, c1, h2, c2) = fused_lstm.step(kernels.lstm_step(), settings, self.cells, self.out, grad, old,
-                                                           into)
+                                                           into, extra)
                 if out is not None and not any(t.requires_grad for t in (h1, c1, h2, c2)):
+                    for dst, src in zip(out.m + out.v + out.t, [*moments[0], *moments[1], *moments[2]] if moments else []):
+                        dst.copy_(src)
                     return update, out
-                return update, LSTMState((h1, h2), (c1, c2))
+                return update, LSTMState((h1, h2), (c1, c2), *moments)
         x, extra = self._features(grad, state)
         hs, cs = [], []
         for cell, h, c in zip(self.cells, state.h, state.c):
@@ -275,13 +281,18 @@ class LSTMRule(nn.Module):
         x = self.inputs(grad) if self.cfg.gradient_input else grad.new_zeros(grad.shape[0], 0)
         if not self.cfg.moments:
             return x, ()
+        feats, moments = self._moment_features(grad, state)
+        return torch.cat([x, feats], dim=1), moments
+
+    def _moment_features(self, grad: Tensor, state: LSTMState) -> tuple[Tensor, tuple]:
+        """The moment inputs (N, 1 + len(moments)): ∇/√v̂ and m̂_β/√v̂ per decay, and the moments' next state."""
         g = grad.detach() if not torch.is_grad_enabled() else grad
         t = state.t[0] + 1
         v = SECOND_MOMENT * state.v[0] + (1 - SECOND_MOMENT) * g * g
         root = (v / (1 - SECOND_MOMENT ** t)).sqrt() + 1e-8
         ms = tuple(b * m + (1 - b) * g for b, m in zip(self.cfg.moments, state.m))
         feats = [g / root] + [m / (1 - b ** t) / root for b, m in zip(self.cfg.moments, ms)]
-        return torch.cat([x, torch.stack(feats, dim=1)], dim=1), (ms, (v,), (t,))
+        return torch.stack(feats, dim=1), (ms, (v,), (t,))
 
     def split_state(self, state: LSTMState, params: Params) -> dict[str, LSTMState]:
         """Each parameter's share of ``state`` (views of its rows), for keeping per-parameter state."""
