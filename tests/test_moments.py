@@ -65,3 +65,51 @@ def test_per_parameter_state_checkpoints_and_meta_training(tmp_path):
     result = meta_train(QuadraticFamily(QuadraticConfig(dim=3)), LSTMRule(moments=(0.9,), output_scale=0.1), cfg,
                         progress=False)
     assert result.state.nan_skips == 0 and result.state.episode == 3
+
+
+@pytest.mark.parametrize("implementation", ["torch", "fused"])
+def test_direct_term_starts_as_adam_and_learns(implementation):
+    """With ``direct`` and output_init=0 the untrained rule takes Adam's steps (lr = output_scale); the direct
+    weights get meta-gradients, equal on both implementations."""
+    from l2o import kernels
+    from l2o.rules.baselines import Adam
+
+    if implementation == "fused" and kernels.lstm_step() is None:
+        pytest.skip("the fused kernel is not available here")
+    torch.manual_seed(0)
+    rule = LSTMRule(moments=(0.5, 0.9, 0.99), gradient_input=False, direct=True, output_scale=0.01,
+                    output_init=0.0, implementation=implementation)
+    assert rule.direct.tolist() == [0.0, 0.0, -1.0, 0.0] and rule.config()["direct"] is True
+    assert "direct" not in LSTMRule(moments=(0.9,)).config()
+    params = {"w": torch.randn(3, 7)}
+    adam = Adam(lr=0.01)
+    state, adam_state = rule.init(params), adam.init(params)
+    with torch.no_grad():
+        for _ in range(5):
+            g = {"w": torch.randn(3, 7) * 10}
+            u, state = rule.update(g, state)
+            ua, adam_state = adam.update(g, adam_state)
+            torch.testing.assert_close(u["w"], ua["w"], rtol=1e-5, atol=1e-8)
+    with pytest.raises(ValueError, match="direct needs moments"):
+        LSTMConfig(direct=True)
+
+
+def test_direct_term_meta_gradients_agree_between_implementations():
+    from l2o import kernels
+
+    if kernels.lstm_step() is None:
+        pytest.skip("the fused kernel is not available here")
+    grads_by = {}
+    for implementation in ("torch", "fused"):
+        torch.manual_seed(0)
+        rule = LSTMRule(moments=(0.9, 0.99), direct=True, output_scale=0.1, implementation=implementation)
+        state = rule.init_flat(50)
+        total = 0
+        for _ in range(3):
+            update, state = rule.step_flat(torch.randn(50), state)
+            total = total + (update * torch.arange(50)).sum()
+        total.backward()
+        grads_by[implementation] = [p.grad.clone() for p in rule.parameters()]
+    assert grads_by["torch"][-1].abs().sum() > 0  # the direct weights (registered last) learn
+    for a, b in zip(*grads_by.values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6 * float(a.abs().max()))

@@ -5,14 +5,18 @@ The mixture (``members``): MLPs on MNIST of several widths, depths and activatio
 MLP on Fashion-MNIST and the paper's conv net on Fashion-MNIST; every problem's parameters rescaled per coordinate
 (``param_scale_spread``). The methods, each an option of meta-training or of the rule:
 
-    moments      momentum inputs at several decays (RNNprop, Lv et al. 2017; Metz et al. 2022)   rule.moments
+    moments      scale-free inputs: ∇/√v̂ and momenta m̂_β/√v̂ at several decays in place of the
+                 gradient (RNNprop, Lv et al. 2017; Metz et al. 2022)                          rule.moments
+    direct       a learned linear term of those inputs in the output, started at Adam's step,
+                 so that the untrained rule is Adam at lr 0.01 and the LSTM learns a
+                 correction to it (Metz et al. 2022)                                           rule.direct
     curriculum   episodes lengthened by stage up to 1,000 steps (Chen et al. 2020)              train.curriculum
     imitation    the distance to Adam's updates as an extra meta-loss term (Chen et al. 2020)   train.imitate
     scaling      problems rescaled per coordinate                                              train.param_scale_spread
 
-The recipe leaves the momentum inputs off: with them the LSTM runs on PyTorch (the fused kernel takes the gradient
-alone), 4–6× slower per step on these MLPs (measured: 263–1156 ms against 63–188 ms per step of two problems,
-with three other jobs on this 2-core machine), which would leave a 3-hour budget a third of the episodes.
+The recipe uses moments, direct, curriculum and scaling; imitation is left off, since the direct term already
+starts the rule at Adam (the ablation's with_imitation measures it). Switching moments off gives the 2016
+rule's inputs (the preprocessed gradient) and no direct term.
 
 ``variants``: "general" (the recipe) and one per method with that method switched: "no_<method>" where the recipe
 uses it, "with_<method>" where it does not; each meta-trained into
@@ -38,18 +42,33 @@ from l2o.tasks.conv import ConvConfig, ConvFamily
 from l2o.tasks.mixture import MixtureFamily
 from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
 
-RULE = LSTMConfig(preprocess=True, output_scale=0.01)
-MOMENTS = (0.5, 0.9, 0.99)  # the decays of the momentum inputs, where they are on
+MOMENTS = (0.5, 0.9, 0.99, 0.999)  # the decays of the momentum inputs, where they are on
+RULE = LSTMConfig(moments=MOMENTS, gradient_input=False, direct=True, output_scale=0.01, output_init=0.0)
 TRAIN = TrainConfig(episodes=300, horizon=1000, unroll=25, curriculum=(100, 200, 500, 1000), problems=2,
-                    meta_lr=1e-3, schedule="cosine", log_loss=True, clip=1.0, val_every=50, val_problems=2,
-                    val_steps=500, val_metric="log_final", param_scale_spread=3.0, imitate="adam:0.001",
-                    imitate_weight=0.1, seed=0)
+                    meta_lr=1e-3, schedule="cosine", log_loss=True, clip=1.0, val_every=25, val_problems=2,
+                    val_steps=500, val_metric="log_final", param_scale_spread=3.0, seed=0)
+IMITATE = "adam:0.01"  # where imitation is switched on: Adam at the direct term's starting learning rate
+PLAIN = dict(moments=(), gradient_input=True, direct=False, output_init=0.1)  # the 2016 rule's inputs and output
+
+
+def _moments(r: LSTMConfig) -> LSTMConfig:
+    return replace(r, **PLAIN) if r.moments else replace(r, moments=MOMENTS, gradient_input=False)
+
+
+def _direct(r: LSTMConfig) -> LSTMConfig:
+    if r.direct:
+        return replace(r, direct=False, output_init=0.1)
+    return replace(r, direct=True, output_init=0.0, moments=r.moments or MOMENTS, gradient_input=False)
+
+
 # each method: (whether the recipe uses it, the settings with it switched)
 METHODS = {
-    "moments": (lambda r, t: bool(r.moments), lambda r, t: (replace(r, moments=() if r.moments else MOMENTS), t)),
+    "moments": (lambda r, t: bool(r.moments), lambda r, t: (_moments(r), t)),
+    "direct": (lambda r, t: r.direct, lambda r, t: (_direct(r), t)),
     "curriculum": (lambda r, t: bool(t.curriculum),
                    lambda r, t: (r, replace(t, curriculum=() if t.curriculum else (100, 200, 500, 1000)))),
-    "imitation": (lambda r, t: bool(t.imitate), lambda r, t: (r, replace(t, imitate="" if t.imitate else "adam:0.001"))),
+    "imitation": (lambda r, t: bool(t.imitate),
+                  lambda r, t: (r, replace(t, imitate="" if t.imitate else IMITATE, imitate_weight=0.1))),
     "scaling": (lambda r, t: t.param_scale_spread > 1,
                 lambda r, t: (r, replace(t, param_scale_spread=1.0 if t.param_scale_spread > 1 else 3.0))),
 }

@@ -14,6 +14,13 @@ With ``moments`` (decays β, e.g. (0.5, 0.9, 0.99)), the LSTM also sees scale-fr
 history (RNNprop, Lv et al. 2017; several decays as Metz et al. 2022): ∇_t / √v̂_t and m̂_β,t / √v̂_t for each β,
 with m_β and v the bias-corrected moving averages of ∇ and ∇² (v at 0.999), kept per coordinate in the state.
 ``gradient_input=False`` drops the gradient itself, leaving inputs that do not change when the loss is scaled.
+``direct`` (with moments) adds a learned linear term of those features to the output,
+
+    g_t = output_scale · (W h²_t + b + d · f_t)     f_t = (∇_t/√v̂_t, m̂_β,t/√v̂_t …)
+
+with d started at −1 on the momentum at the decay nearest 0.9 and 0 elsewhere: with ``output_init=0`` the
+untrained rule is Adam (β₁ ≈ 0.9, β₂ 0.999) at learning rate ``output_scale``, and meta-training learns the
+LSTM's correction to it (the learned optimizer as a residual on a hand-designed one, as in Metz et al. 2022).
 
 The cells live in an ``nn.ModuleList`` so the meta-optimizer sees every weight (a plain Python list
 hides them: a bug of a popular port of the paper).
@@ -55,6 +62,7 @@ class LSTMConfig:
     gac: int = 0  # global averaging cells per layer (paper App. D): their h is averaged over each optimizee
     moments: tuple[float, ...] = ()  # decays of momentum inputs m̂/√v̂ (with ∇/√v̂): RNNprop-style, scale-free inputs
     gradient_input: bool = True  # the (preprocessed) gradient is an input; off (with moments): only scale-free ones
+    direct: bool = False  # with moments: a learned linear term of the moment features in the output, started at Adam
 
     def __post_init__(self):
         if self.hidden_size < 1 or self.num_layers < 1:
@@ -70,6 +78,8 @@ class LSTMConfig:
             raise ValueError(f"moments are decays in [0, 1), got {list(self.moments)}")
         if not (self.gradient_input or self.moments):
             raise ValueError("gradient_input=False needs moments (the LSTM needs some input)")
+        if self.direct and not self.moments:
+            raise ValueError("direct needs moments (it is a linear term of the moment features)")
 
     @property
     def input_size(self) -> int:
@@ -156,6 +166,8 @@ class LSTMRule(nn.Module):
         in_size = self.cfg.input_size
         self.cells = nn.ModuleList(nn.LSTMCell(in_size if i == 0 else H, H) for i in range(L))
         self.out = nn.Linear(H, 1)
+        if self.cfg.direct:
+            self.direct = nn.Parameter(torch.zeros(1 + len(self.cfg.moments)))
         self.reset_parameters()
         self.set_implementation(implementation)
 
@@ -208,10 +220,15 @@ class LSTMRule(nn.Module):
 
     def reset_parameters(self) -> None:
         reset_stack(self.cells, self.out, self.cfg.output_init)
+        if self.cfg.direct:  # Adam's step: −m̂/√v̂ at the decay nearest 0.9 (feature 0 is ∇/√v̂)
+            nearest = min(range(len(self.cfg.moments)), key=lambda i: abs(self.cfg.moments[i] - 0.9))
+            with torch.no_grad():
+                self.direct.zero_()
+                self.direct[1 + nearest] = -1.0
 
     def config(self) -> dict:
         settings = asdict(self.cfg)
-        for name in ("gac", "moments"):  # the plain LSTM's settings read as they always did
+        for name in ("gac", "moments", "direct"):  # the plain LSTM's settings read as they always did
             if not settings[name]:
                 del settings[name]
         if settings["gradient_input"]:
@@ -259,12 +276,15 @@ class LSTMRule(nn.Module):
                 into = None if out is None else (out.h[0], out.c[0], out.h[1], out.c[1])
                 update, (h1, c1, h2, c2) = fused_lstm.step(kernels.lstm_step(), settings, self.cells, self.out, grad, old,
                                                            into, extra)
+                if self.cfg.direct:
+                    update = update + self.cfg.output_scale * (extra @ self.direct)
                 if out is not None and not any(t.requires_grad for t in (h1, c1, h2, c2)):
                     for dst, src in zip(out.m + out.v + out.t, [*moments[0], *moments[1], *moments[2]] if moments else []):
                         dst.copy_(src)
                     return update, out
                 return update, LSTMState((h1, h2), (c1, c2), *moments)
         x, extra = self._features(grad, state)
+        features = x
         hs, cs = [], []
         for cell, h, c in zip(self.cells, state.h, state.c):
             h, c = run_cell(cell, x, h, c)
@@ -274,6 +294,8 @@ class LSTMRule(nn.Module):
             cs.append(c)
             x = h
         update = self.out(x).squeeze(-1) * self.cfg.output_scale
+        if self.cfg.direct:
+            update = update + self.cfg.output_scale * (features[:, -self.direct.shape[0]:] @ self.direct)
         return update, LSTMState(tuple(hs), tuple(cs), *extra)
 
     def _features(self, grad: Tensor, state: LSTMState) -> tuple[Tensor, tuple]:
