@@ -407,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     from l2o.experiments import general, long
 
     p = sub.add_parser("general", help="meta-train `general` on a mixture of tasks with the long-horizon methods, "
-                                       "and the ablation (--variants general no_moments no_curriculum …)")
+                                       "and the ablation (--variants general no_moments no_direct no_curriculum …)")
     p.add_argument("--out", default="runs/general", help="output folder (default: runs/general); run again to resume")
     _data_dir_arg(p)
     add_dataclass(p, LSTMConfig, "lstm-", general.RULE)
