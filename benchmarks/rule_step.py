@@ -3,6 +3,8 @@ the same run, and the size of each rule's state:
 
 - LSTM, fused kernel and PyTorch implementation (the reference for the ratios: the PyTorch one, since the
   other rules run on PyTorch);
+- LSTM on moment features with the direct term (`general`'s rule: decays 0.5, 0.9, 0.99, 0.999, no gradient
+  input), fused and PyTorch;
 - LSTM+GAC (2 global averaging cells per layer);
 - NTM-L-BFGS (windowed memory of 30 pairs; 1 read head, 3 write heads, 2 GACs);
 - NTM-BFGS with the full n × n memory where n allows it (max_full = 4,096 coordinates);
@@ -26,6 +28,9 @@ from l2o.rules import lstm as lstm_module
 from l2o.rules.base import tree_leaves
 
 
+MOMENTS = dict(moments=(0.5, 0.9, 0.99, 0.999), gradient_input=False, direct=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 15_910, 1_000_000])
@@ -40,6 +45,8 @@ def main() -> None:
     for n in args.sizes:
         grads = {"theta": torch.randn(1, n) * 1e-2}
         rules = [("LSTM (torch)", LSTMRule(implementation="torch")), ("LSTM (fused)", LSTMRule(implementation="auto")),
+                 ("LSTM moments (fused)", LSTMRule(**MOMENTS, implementation="auto")),
+                 ("LSTM moments (torch)", LSTMRule(**MOMENTS, implementation="torch")),
                  ("LSTM+GAC 2", LSTMRule(gac=2)), ("NTM-L-BFGS window 30", NTMRule(memory="window", window=30))]
         if n <= NTMRule().cfg.max_full:
             rules.append(("NTM-BFGS full memory", NTMRule(memory="full")))
