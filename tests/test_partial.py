@@ -175,3 +175,33 @@ def test_each_computed_piece_is_timed_beside_the_results_and_reuse_adds_nothing(
     assert common.compute_seconds(0.0, [folder])["cpu"]["timed_pieces"] == 6
     (folder / "compute.json").write_text("{")  # damaged: its timings start over, nothing fails
     assert common.read_compute(folder) == {}
+
+
+def test_another_build_of_the_kernel_reuses_results_under_their_own_record(tmp_path, monkeypatch):
+    """A result computed by another build of the compiled kernel (same rule, weights and implementation) is
+    reused, under the record of the build that computed it, from a progress file and from a finished result;
+    another implementation is run again."""
+    from l2o.evaluate import load_results, save_results
+
+    fam, progress = QuadraticFamily(), tmp_path / "results.partial.json"
+    torch.manual_seed(0)
+    a = LSTMRule(implementation="torch")
+    args = dict(steps=10, num_problems=2, progress=False)
+    monkeypatch.setattr(a, "implementation_info", lambda: {"implementation": "fused", "kernel": "build_one"})
+    with monkeypatch.context() as m:
+        interrupt_after(m, evaluate_module, "unroll", 1)
+        with pytest.raises(KeyboardInterrupt):
+            evaluate({"a": a, "b": LSTMRule()}, fam, partial=progress, **args)
+    monkeypatch.setattr(a, "implementation_info", lambda: {"implementation": "fused", "kernel": "build_two"})
+    count = interrupt_after(monkeypatch, evaluate_module, "unroll", None)
+    first = evaluate({"a": a}, fam, partial=progress, **args)
+    assert count["n"] == 0 and first["rules"]["a"]["implementation"]["kernel"] == "build_one"
+    first["learned_sha256"] = evaluate_module.weights_sha(a)
+    save_results(first, tmp_path / "results.json")
+    previous = load_results(tmp_path / "results.json")
+    monkeypatch.setattr(a, "implementation_info", lambda: {"implementation": "fused", "kernel": "build_three"})
+    again = evaluate({"a": a}, fam, previous=previous, **args)
+    assert count["n"] == 0 and again["rules"]["a"] == first["rules"]["a"]
+    monkeypatch.setattr(a, "implementation_info", lambda: {"implementation": "torch", "kernel": None})
+    evaluate({"a": a}, fam, previous=previous, **args)
+    assert count["n"] == 1

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from l2o import checkpoint
 from l2o.meta.unroll import unroll
 from l2o.partial import Partial
-from l2o.rules.base import UpdateRule, implementation_of, weights_sha
+from l2o.rules.base import UpdateRule, implementation_of, same_implementation, weights_sha
 from l2o.tasks.base import TaskFamily
 
 
@@ -81,24 +81,34 @@ def evaluate(
         which = {"rule": rule.config(), "implementation": implementation_of(rule),
                  "weights_sha256": weights_sha(rule) if isinstance(rule, torch.nn.Module) else None}
         saved = done.get(label)
-        if saved is None or saved["which"] != checkpoint.jsonable(which):
-            curves = _previous_curves(previous, out, label, which)
-            if curves is None:
+        if saved is None or not _same_run(saved["which"], which):
+            found = _previous_curves(previous, out, label, which)
+            if found is None:
                 started, cpu = time.perf_counter(), time.process_time()
-                curves = summarize(unroll(rule, task, steps).losses)
+                found = summarize(unroll(rule, task, steps).losses), which["implementation"]
                 if on_done is not None:
                     on_done(label, time.perf_counter() - started, time.process_time() - cpu)
-            done.put(label, {"which": which, "curves": curves})
-        out["rules"][label] = {"rule": which["rule"], "implementation": which["implementation"],
-                               **done.get(label)["curves"]}
+            curves, implementation = found
+            done.put(label, {"which": {**which, "implementation": implementation}, "curves": curves})
+        saved = done.get(label)
+        out["rules"][label] = {"rule": which["rule"], "implementation": saved["which"]["implementation"],
+                               **saved["curves"]}
     done.finish()
     return out
 
 
+def _same_run(then: dict[str, Any], now: dict[str, Any]) -> bool:
+    """The same rule (configuration and, for a learned rule, weights) on the same implementation, whatever build
+    of the compiled kernel (``same_implementation``)."""
+    now = checkpoint.jsonable(now)
+    return (then.get("rule") == now["rule"] and then.get("weights_sha256") == now["weights_sha256"]
+            and same_implementation(then.get("implementation"), now["implementation"]))
+
+
 def _previous_curves(previous: dict[str, Any] | None, out: dict[str, Any], label: str,
-                     which: dict[str, Any]) -> dict[str, Any] | None:
-    """``label``'s curves in ``previous`` if that evaluation had the same settings as ``out`` and ran the same rule
-    (configuration, implementation and, for a learned rule, weights); else None."""
+                     which: dict[str, Any]) -> tuple[dict[str, Any], dict] | None:
+    """``label``'s curves in ``previous`` and the implementation that computed them, if that evaluation had the
+    same settings as ``out`` and ran the same rule (``_same_run``); else None."""
     if not isinstance(previous, dict) or not isinstance(previous.get("rules"), dict):
         return None
     if any(previous.get(k) != checkpoint.jsonable(out[k]) for k in ("task", "split", "seed", "num_problems", "steps")):
@@ -115,9 +125,9 @@ def _previous_curves(previous: dict[str, Any] | None, out: dict[str, Any], label
         learned = [k for k, r in previous["rules"].items() if r.get("rule", {}).get("name") not in BASELINES]
         sha = shas if learned == [label] else None
     then = {"rule": saved.get("rule"), "implementation": saved.get("implementation"), "weights_sha256": sha}
-    if then != checkpoint.jsonable(which):
+    if not _same_run(then, which):
         return None
-    return {k: v for k, v in saved.items() if k not in ("rule", "implementation")}
+    return {k: v for k, v in saved.items() if k not in ("rule", "implementation")}, saved.get("implementation")
 
 
 def save_results(results: dict[str, Any], path: str | Path) -> None:

@@ -18,7 +18,7 @@ import torch
 from l2o import checkpoint
 from l2o.evaluate import evaluate, load_results, save_results
 from l2o.plots import plot_tuning
-from l2o.rules.base import implementation_of, weights_sha  # noqa: F401 - weights_sha re-exported
+from l2o.rules.base import implementation_of, same_implementation, weights_sha  # noqa: F401 - weights_sha re-exported
 from l2o.rules.baselines import BASELINES
 from l2o.tune import save_tuning, tune, tuned_rules
 
@@ -136,7 +136,8 @@ def tune_and_evaluate(folder: Path, family, steps: int, learned: dict, *, grid: 
         previous = None
     saved = previous["rules"] if previous is not None and matches(previous, expect) else {}
     if saved and set(saved) == set(rules) and all(
-            saved[k].get("rule") == r.config() and saved[k].get("implementation") == implementation_of(r)
+            saved[k].get("rule") == r.config() and same_implementation(saved[k].get("implementation"),
+                                                                        implementation_of(r))
             for k, r in rules.items()):
         return tuning, previous
     results = evaluate(rules, family, steps=steps, num_problems=test_problems, progress=progress, device=device,

@@ -83,6 +83,20 @@ def implementation_of(rule: Any) -> dict:
     return info() if callable(info) else {"implementation": "torch", "kernel": None}
 
 
+def _without_builds(info: Any) -> Any:
+    if isinstance(info, dict):
+        return {k: _without_builds(v) for k, v in info.items() if k != "kernel"}
+    return info
+
+
+def same_implementation(a: dict | None, b: dict | None) -> bool:
+    """Whether two implementation records (``implementation_of``) run the same code path, the compiled kernel's
+    build aside: another build of the kernel (another compiler run, CPU or source revision that leaves its
+    arithmetic alone) changes at most float rounding, so a result it computed is reused, under its own record,
+    as a meta-training run is resumed across builds."""
+    return _without_builds(a) == _without_builds(b)
+
+
 def weights_sha(rule: torch.nn.Module) -> str:
     """A fingerprint of a learned rule's weights, so results of other weights are never reused."""
     h = hashlib.sha256()
