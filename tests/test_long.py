@@ -38,3 +38,47 @@ def test_bad_settings():
         long.LongConfig(steps=10, window=20)
     with pytest.raises(ValueError, match=r"unknown tasks \['cifar'\]"):
         long.families(long.Settings(long.LongConfig(only="cifar")))
+
+
+@pytest.mark.parametrize("which", ["lstm", "adam"])
+def test_a_run_cut_short_resumes_within_it_on_the_same_trajectory(tmp_path, monkeypatch, which):
+    """Saved every ``segment`` steps: a run interrupted after two segments resumes from the second and ends with
+    exactly the losses of an uninterrupted run; the progress file of another run is not used; a damaged one is
+    said and ignored."""
+    import torch
+
+    from l2o.rules import LSTMRule
+    from l2o.rules.baselines import Adam
+    from l2o.tasks.quadratic import QuadraticFamily
+
+    fam = QuadraticFamily()
+    task = fam.sample("test", 0, 3)
+    torch.manual_seed(0)
+    rule = LSTMRule(moments=(0.9,), direct=True, output_scale=0.1, output_init=0.0) if which == "lstm" else Adam(lr=0.1)
+    e = long.LongConfig(steps=25, window=5, segment=10, record_every=1)
+    whole = long.run_one(rule, task, e)
+    partial, key = tmp_path / "run.partial.pt", {"run": 1}
+    real, calls = long.unroll, {"n": 0}
+
+    def cut(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(long, "unroll", cut)
+    with pytest.raises(KeyboardInterrupt):
+        long.run_one(rule, task, e, partial, key)
+    assert partial.is_file()
+    calls["n"] = -100  # from here on, counting only
+    resumed = long.run_one(rule, task, e, partial, key)
+    assert calls["n"] == -99  # the last segment only (steps 20-25)
+    assert resumed["mean"] == whole["mean"] and resumed["median"] == whole["median"]
+    calls["n"] = -100
+    other = long.run_one(rule, task, e, partial, {"run": 2})  # another run's progress file: started over
+    assert calls["n"] == -97 and other["mean"] == whole["mean"]
+    partial.write_bytes(b"not a checkpoint")
+    calls["n"] = -100
+    with pytest.warns(UserWarning, match="cannot be read"):
+        assert long.run_one(rule, task, e, partial, key)["mean"] == whole["mean"]
+    assert calls["n"] == -97

@@ -14,15 +14,19 @@ Tasks:
     unseen          an MLP 784-32-32-32-10 with tanh on Fashion-MNIST: a family none of the optimizers trained on
 
 Each (task, optimizer) run is saved as it finishes (``tasks/<task>/<optimizer>.json``: the mean loss over the
-last 1,000 steps, the largest mean loss, non-finite steps, and the curves every ``record_every`` steps), so an
-interrupted suite resumes at the run it was in. ``long.png`` (the curves), ``results.md`` and ``summary.json``.
+last 1,000 steps, the largest mean loss, non-finite steps, and the curves every ``record_every`` steps), and
+while it runs every ``segment`` steps (``<optimizer>.partial.pt``: the parameters, the optimizer's state and the
+losses so far), so an interrupted suite resumes within the run it was in, on the trajectory an uninterrupted
+run takes (each step's minibatch is a function of the step). ``long.png`` (the curves), ``results.md`` and ``summary.json``.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,10 +55,11 @@ class LongConfig:
     window: int = 1000  # "the last steps": the mean loss over the last `window` steps is the headline
     record_every: int = 10  # the curves kept in the results (every step would be megabytes)
     only: str = "all"  # "all" or a comma-separated list of tasks
+    segment: int = 1000  # a running run is saved every this many steps (resumed from there)
 
     def __post_init__(self):
-        if not 1 <= self.window <= self.steps or self.record_every < 1 or self.test_problems < 1:
-            raise ValueError("need 1 <= window <= steps, record_every >= 1 and test_problems >= 1")
+        if not 1 <= self.window <= self.steps or self.record_every < 1 or self.test_problems < 1 or self.segment < 1:
+            raise ValueError("need 1 <= window <= steps, record_every >= 1, test_problems >= 1 and segment >= 1")
 
 
 @dataclass
@@ -75,18 +80,69 @@ def slug(label: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "_", label.lower()).strip("_")
 
 
-def run_one(rule, task, e: LongConfig) -> dict:
-    """One optimizer on the task's problems for ``e.steps`` steps: the headline numbers and thinned curves."""
+def _state_classes(tree, found: set) -> set:
+    """The named-tuple classes in a rule's state (what its saved copy may hold besides tensors and containers)."""
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        found.add(type(tree))
+    if isinstance(tree, (tuple, list)):
+        for x in tree:
+            _state_classes(x, found)
+    elif isinstance(tree, dict):
+        for x in tree.values():
+            _state_classes(x, found)
+    return found
+
+
+def _load_segment(path: Path | None, key: dict, template) -> dict | None:
+    """A saved part of a run, if it is one of this run (``key``); else None (a foreign or damaged file: said)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        with torch.serialization.safe_globals(sorted(_state_classes(template, set()), key=str)):
+            doc = torch.load(path, map_location="cpu", weights_only=True)
+        ok = isinstance(doc, dict) and doc.get("key") == key
+    except Exception as err:  # noqa: BLE001 - whatever is wrong with the file, the run starts over
+        warnings.warn(f"{path} cannot be read ({type(err).__name__}); the run starts over", stacklevel=2)
+        return None
+    return doc if ok else None
+
+
+def run_one(rule, task, e: LongConfig, partial: Path | None = None, key: dict | None = None) -> dict:
+    """One optimizer on the task's problems for ``e.steps`` steps: the headline numbers and thinned curves.
+    ``partial``: where the run is saved every ``e.segment`` steps and resumed from (removed at the end)."""
     if isinstance(rule, torch.nn.Module):
         rule.eval()
-    started = time.perf_counter()
-    losses = unroll(rule, task, e.steps).losses.double()  # (steps + 1, problems)
+    key = checkpoint.jsonable(key or {})
+    params = task.init_params()
+    device = next(iter(params.values())).device
+    state = rule.init(params)
+    saved = _load_segment(partial, key, state)
+    done, seconds, parts = 0, 0.0, []
+    if saved is not None:
+        done, seconds, parts = saved["step"], saved["seconds"], [saved["losses"]]
+        params = {k: v.to(device) for k, v in saved["params"].items()}
+        state = _to(saved["state"], device)
+    while done < e.steps:
+        started = time.perf_counter()
+        n = min(e.segment, e.steps - done)
+        r = unroll(rule, task, n, params=params, state=state, start=done)
+        losses = r.losses.detach().double().cpu()
+        parts.append(losses if done == 0 else losses[1:])  # a segment's first loss is the last one's final
+        params, state, done = r.params, r.state, done + n
+        seconds += time.perf_counter() - started
+        if partial is not None and done < e.steps:
+            buffer = io.BytesIO()
+            torch.save({"key": key, "step": done, "seconds": seconds, "losses": torch.cat(parts),
+                        "params": {k: v.detach().cpu() for k, v in params.items()}, "state": _to(state, "cpu")},
+                       buffer)
+            checkpoint.atomic_write_bytes(partial, buffer.getvalue())
+    losses = torch.cat(parts) if parts else unroll(rule, task, 0).losses.detach().double().cpu()
     mean = losses.mean(1)
     finite = torch.isfinite(losses).all(1)
     last = mean[-e.window:]
     keep = list(range(0, e.steps + 1, e.record_every)) + ([e.steps] if e.steps % e.record_every else [])
     return {
-        "rule": rule.config(), "implementation": implementation_of(rule), "seconds": time.perf_counter() - started,
+        "rule": rule.config(), "implementation": implementation_of(rule), "seconds": seconds,
         "initial_mean": float(mean[0]), "last_window_mean": float(last.mean()),
         "final_mean": float(mean[-1]), "max_mean": float(mean.nan_to_num(nan=math.inf).max()),
         "nonfinite_steps": int((~finite).sum()),
@@ -97,9 +153,22 @@ def run_one(rule, task, e: LongConfig) -> dict:
     }
 
 
+def _to(tree, device):
+    """A rule's state (tensors in named tuples, tuples, lists and dicts) on ``device``, detached."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().to(device)
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        return type(tree)(*(_to(x, device) for x in tree))
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_to(x, device) for x in tree)
+    if isinstance(tree, dict):
+        return {k: _to(v, device) for k, v in tree.items()}
+    return tree
+
+
 def cached_run(path: Path, family, rule, task, e: LongConfig, log, message: str) -> dict:
     """``run_one``, saved at ``path``; reused while the task, the rule (a learned rule's weights too), the steps and
-    the problems are those of the saved run."""
+    the problems are those of the saved run. A run cut short resumes from ``path`` with ``.partial.pt``."""
     expect = {"task": family.config(), "rule": rule.config(), "steps": e.steps, "num_problems": e.test_problems,
               "record_every": e.record_every, "window": e.window,
               "learned_sha256": common.weights_sha(rule) if isinstance(rule, torch.nn.Module) else None}
@@ -107,8 +176,10 @@ def cached_run(path: Path, family, rule, task, e: LongConfig, log, message: str)
     if saved is not None:
         return saved
     log(message)
-    r = {**expect, **run_one(rule, task, e)}
+    partial = path.with_suffix(".partial.pt")
+    r = {**expect, **run_one(rule, task, e, partial, {**expect, "implementation": implementation_of(rule)})}
     checkpoint.write_json(path, r)
+    partial.unlink(missing_ok=True)
     return r
 
 
