@@ -83,7 +83,7 @@ VARIANTS = variant_names()
 
 @dataclass(frozen=True)
 class GeneralConfig:
-    variants: tuple[str, ...] = ("general",)  # which to meta-train: general, with_moments, no_curriculum, …
+    variants: tuple[str, ...] = ("general",)  # which to meta-train: general, no_moments, no_direct, no_curriculum, …
     check_steps: int = 2000  # the ablation's runs on the MNIST MLPs
     check_problems: int = 4
 
