@@ -16,7 +16,7 @@ Tasks:
 Each (task, optimizer) run is saved as it finishes (``tasks/<task>/<optimizer>.json``: the mean loss over the
 last 1,000 steps, the largest mean loss, non-finite steps, and the curves every ``record_every`` steps), and
 while it runs every ``segment`` steps (``<optimizer>.partial.pt``: the parameters, the optimizer's state and the
-losses so far), so an interrupted suite resumes within the run it was in, on the trajectory an uninterrupted
+losses so far; loaded weights-only), so an interrupted suite resumes within the run it was in, on the trajectory an uninterrupted
 run takes (each step's minibatch is a function of the step). ``long.png`` (the curves), ``results.md`` and ``summary.json``.
 """
 
@@ -36,7 +36,7 @@ from l2o import checkpoint
 from l2o.experiments import common
 from l2o.meta.unroll import unroll
 from l2o.rules.baselines import Adam
-from l2o.rules.base import implementation_of
+from l2o.rules.base import implementation_of, tree_leaves, tree_map, tree_rebuild
 from l2o.tasks.conv import ConvConfig, ConvFamily
 from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
 from l2o.tune import lr_grid, save_tuning, tune, tuned_rules
@@ -80,31 +80,19 @@ def slug(label: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "_", label.lower()).strip("_")
 
 
-def _state_classes(tree, found: set) -> set:
-    """The named-tuple classes in a rule's state (what its saved copy may hold besides tensors and containers)."""
-    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
-        found.add(type(tree))
-    if isinstance(tree, (tuple, list)):
-        for x in tree:
-            _state_classes(x, found)
-    elif isinstance(tree, dict):
-        for x in tree.values():
-            _state_classes(x, found)
-    return found
-
-
-def _load_segment(path: Path | None, key: dict, template) -> dict | None:
-    """A saved part of a run, if it is one of this run (``key``); else None (a foreign or damaged file: said)."""
+def _load_segment(path: Path | None, key: dict, template) -> tuple[dict, object] | None:
+    """A saved part of this run (``key``) and the optimizer's state in it (shaped as ``template``); None for
+    none, another run's, or a file that cannot be read (said)."""
     if path is None or not path.is_file():
         return None
     try:
-        with torch.serialization.safe_globals(sorted(_state_classes(template, set()), key=str)):
-            doc = torch.load(path, map_location="cpu", weights_only=True)
-        ok = isinstance(doc, dict) and doc.get("key") == key
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+        if not (isinstance(doc, dict) and doc.get("key") == key):
+            return None
+        return doc, tree_rebuild(template, doc["state"])
     except Exception as err:  # noqa: BLE001 - whatever is wrong with the file, the run starts over
         warnings.warn(f"{path} cannot be read ({type(err).__name__}); the run starts over", stacklevel=2)
         return None
-    return doc if ok else None
 
 
 def run_one(rule, task, e: LongConfig, partial: Path | None = None, key: dict | None = None) -> dict:
@@ -119,9 +107,9 @@ def run_one(rule, task, e: LongConfig, partial: Path | None = None, key: dict | 
     saved = _load_segment(partial, key, state)
     done, seconds, parts = 0, 0.0, []
     if saved is not None:
-        done, seconds, parts = saved["step"], saved["seconds"], [saved["losses"]]
-        params = {k: v.to(device) for k, v in saved["params"].items()}
-        state = _to(saved["state"], device)
+        (doc, state), to = saved, lambda t: t.to(device)  # noqa: E731
+        done, seconds, parts = doc["step"], doc["seconds"], [doc["losses"]]
+        params, state = {k: to(v) for k, v in doc["params"].items()}, tree_map(to, state)
     while done < e.steps:
         started = time.perf_counter()
         n = min(e.segment, e.steps - done)
@@ -133,7 +121,8 @@ def run_one(rule, task, e: LongConfig, partial: Path | None = None, key: dict | 
         if partial is not None and done < e.steps:
             buffer = io.BytesIO()
             torch.save({"key": key, "step": done, "seconds": seconds, "losses": torch.cat(parts),
-                        "params": {k: v.detach().cpu() for k, v in params.items()}, "state": _to(state, "cpu")},
+                        "params": {k: v.detach().cpu() for k, v in params.items()},
+                        "state": [t.detach().cpu() for t in tree_leaves(state)]},
                        buffer)
             checkpoint.atomic_write_bytes(partial, buffer.getvalue())
     losses = torch.cat(parts) if parts else unroll(rule, task, 0).losses.detach().double().cpu()
@@ -151,19 +140,6 @@ def run_one(rule, task, e: LongConfig, partial: Path | None = None, key: dict | 
         "recorded_steps": keep, "mean": [float(mean[i]) for i in keep],
         "median": [float(losses[i].median()) for i in keep],
     }
-
-
-def _to(tree, device):
-    """A rule's state (tensors in named tuples, tuples, lists and dicts) on ``device``, detached."""
-    if isinstance(tree, torch.Tensor):
-        return tree.detach().to(device)
-    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
-        return type(tree)(*(_to(x, device) for x in tree))
-    if isinstance(tree, (tuple, list)):
-        return type(tree)(_to(x, device) for x in tree)
-    if isinstance(tree, dict):
-        return {k: _to(v, device) for k, v in tree.items()}
-    return tree
 
 
 def cached_run(path: Path, family, rule, task, e: LongConfig, log, message: str) -> dict:
