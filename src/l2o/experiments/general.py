@@ -45,7 +45,7 @@ from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
 MOMENTS = (0.5, 0.9, 0.99, 0.999)  # the decays of the momentum inputs, where they are on
 RULE = LSTMConfig(moments=MOMENTS, gradient_input=False, direct=True, output_scale=0.01, output_init=0.0)
 TRAIN = TrainConfig(episodes=300, horizon=1000, unroll=25, curriculum=(100, 200, 500, 1000), problems=2,
-                    meta_lr=3e-4, schedule="cosine", log_loss=True, clip=1.0, val_every=25, val_problems=2,
+                    meta_lr=1e-3, schedule="cosine", log_loss=True, clip=1.0, val_every=25, val_problems=2,
                     val_steps=500, val_metric="log_final", param_scale_spread=3.0, seed=0)
 IMITATE = "adam:0.01"  # where imitation is switched on: Adam at the direct term's starting learning rate
 PLAIN = dict(moments=(), gradient_input=True, direct=False, output_init=0.1)  # the 2016 rule's inputs and output
