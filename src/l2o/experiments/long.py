@@ -16,8 +16,9 @@ Tasks:
 Each (task, optimizer) run is saved as it finishes (``tasks/<task>/<optimizer>.json``: the mean loss over the
 last 1,000 steps, the largest mean loss, non-finite steps, and the curves every ``record_every`` steps), and
 while it runs every ``segment`` steps (``<optimizer>.partial.pt``: the parameters, the optimizer's state and the
-losses so far; loaded weights-only), so an interrupted suite resumes within the run it was in, on the trajectory an uninterrupted
-run takes (each step's minibatch is a function of the step). ``long.png`` (the curves), ``results.md`` and ``summary.json``.
+losses so far; loaded weights-only), so an interrupted suite resumes within the run it was in, on the trajectory
+an uninterrupted run takes (each step's minibatch is a function of the step). ``long.png`` (the curves),
+``results.md`` and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def _load_segment(path: Path | None, key: dict, template) -> tuple[dict, object]
 
 def run_one(rule, task, e: LongConfig, partial: Path | None = None, key: dict | None = None) -> dict:
     """One optimizer on the task's problems for ``e.steps`` steps: the headline numbers and thinned curves.
-    ``partial``: where the run is saved every ``e.segment`` steps and resumed from (removed at the end)."""
+    ``partial``: where the run is saved every ``e.segment`` steps and resumed from (``cached_run`` removes it)."""
     if isinstance(rule, torch.nn.Module):
         rule.eval()
     key = checkpoint.jsonable(key or {})
@@ -125,7 +126,7 @@ def run_one(rule, task, e: LongConfig, partial: Path | None = None, key: dict | 
                         "state": [t.detach().cpu() for t in tree_leaves(state)]},
                        buffer)
             checkpoint.atomic_write_bytes(partial, buffer.getvalue())
-    losses = torch.cat(parts) if parts else unroll(rule, task, 0).losses.detach().double().cpu()
+    losses = torch.cat(parts)  # (steps + 1, problems); steps >= window >= 1, so there is a segment
     mean = losses.mean(1)
     finite = torch.isfinite(losses).all(1)
     last = mean[-e.window:]

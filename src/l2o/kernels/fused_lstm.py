@@ -3,10 +3,10 @@ Function whose backward pass is the kernel's own.
 
 The kernel computes, for every coordinate, the preprocessing, two LSTM cells of 20 units and the output
 layer (see lstm_step.cpp). The first cell's inputs are the gradient's (``base`` of them: 2 preprocessed, 1 raw,
-0 none) followed by ``extra`` (N, E) further inputs computed by the caller (the moment features). Its weights are the two cells' input and hidden matrices side by side and
-transposed, ``W (I + H, 4H)`` with I = base + E, their summed biases, and the output layer's weight vector and
-bias. The inputs are constants (second derivatives dropped): its backward pass saves only the old state and
-recomputes the gates.
+0 none) followed by ``extra`` (N, E) further inputs computed by the caller (the moment features). Its weights
+are the two cells' input and hidden matrices side by side and transposed, ``W (I + H, 4H)`` with I = base + E,
+their summed biases, and the output layer's weight vector and bias. The inputs are constants (second
+derivatives dropped): its backward pass saves only the old state and recomputes the gates.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def step(kernel, settings: tuple, cells: nn.ModuleList, out: nn.Linear, grad: Te
 
     ``settings``: (base, p, input_scale, output_scale), base the number of inputs made from the gradient (2:
     log/sign preprocessing with p, 1: the gradient times input_scale, 0: none); ``extra`` (N, E): the further
-    inputs, after those (default: none). Differentiable with respect to the weights
-    and the old state when autograd needs it; otherwise the next state is written into ``into`` if given
+    inputs, after those (default: none). Differentiable with respect to the weights and the old state when
+    autograd needs it; otherwise the next state is written into ``into`` if given
     (which may be ``state`` itself, for an in-place step).
     """
     grad = grad.contiguous()

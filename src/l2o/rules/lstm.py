@@ -82,9 +82,13 @@ class LSTMConfig:
             raise ValueError("direct needs moments (it is a linear term of the moment features)")
 
     @property
+    def gradient_inputs(self) -> int:
+        """Inputs made from the gradient itself: 2 (log/sign), 1 (scaled) or 0 (none)."""
+        return (2 if self.preprocess else 1) if self.gradient_input else 0
+
+    @property
     def input_size(self) -> int:
-        size = (2 if self.preprocess else 1) if self.gradient_input else 0
-        return size + (1 + len(self.moments) if self.moments else 0)
+        return self.gradient_inputs + (1 + len(self.moments) if self.moments else 0)
 
 
 class LSTMState(NamedTuple):
@@ -269,8 +273,7 @@ class LSTMRule(nn.Module):
                 raise ValueError(f"this rule runs the fused kernel (float32 on the CPU) but got a {grad.dtype} "
                                  f"gradient on {grad.device}; move the rule with .to(...) first")
             if not (torch.is_grad_enabled() and grad.requires_grad):  # else second derivatives: PyTorch
-                base = (2 if self.cfg.preprocess else 1) if self.cfg.gradient_input else 0
-                settings = (base, self.cfg.p, self.cfg.input_scale, self.cfg.output_scale)
+                settings = (self.cfg.gradient_inputs, self.cfg.p, self.cfg.input_scale, self.cfg.output_scale)
                 extra, moments = self._moment_features(grad, state) if self.cfg.moments else (None, ())
                 old = (state.h[0], state.c[0], state.h[1], state.c[1])
                 into = None if out is None else (out.h[0], out.c[0], out.h[1], out.c[1])
@@ -279,7 +282,7 @@ class LSTMRule(nn.Module):
                 if self.cfg.direct:
                     update = update + self.cfg.output_scale * (extra @ self.direct)
                 if out is not None and not any(t.requires_grad for t in (h1, c1, h2, c2)):
-                    for dst, src in zip(out.m + out.v + out.t, [*moments[0], *moments[1], *moments[2]] if moments else []):
+                    for dst, src in zip(out.m + out.v + out.t, sum(moments, ())):  # the moments' new state
                         dst.copy_(src)
                     return update, out
                 return update, LSTMState((h1, h2), (c1, c2), *moments)
