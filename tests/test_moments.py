@@ -113,3 +113,29 @@ def test_direct_term_meta_gradients_agree_between_implementations():
     assert grads_by["torch"][-1].abs().sum() > 0  # the direct weights (registered last) learn
     for a, b in zip(*grads_by.values()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6 * float(a.abs().max()))
+
+
+@pytest.mark.parametrize("implementation", ["torch", "fused"])
+def test_correction_scale_multiplies_the_lstm_part_only(implementation):
+    """κ scales the LSTM's output W h + b and nothing else: the update is output_scale · (κ · lstm + d · f)."""
+    from l2o import kernels
+
+    if implementation == "fused" and kernels.lstm_step() is None:
+        pytest.skip("the fused kernel is not available here")
+    grad = torch.randn(40)
+    parts = {}
+    for kappa in (1.0, 0.1):
+        torch.manual_seed(0)
+        rule = LSTMRule(moments=(0.9, 0.99), gradient_input=False, direct=True, output_scale=0.1, output_init=1.0,
+                        correction_scale=kappa, implementation=implementation)
+        with torch.no_grad():
+            full, _ = rule.step_flat(grad, rule.init_flat(40))
+            rule.direct.zero_()
+            lstm_only, _ = rule.step_flat(grad, rule.init_flat(40))
+        parts[kappa] = (full, lstm_only)
+        assert (rule.config().get("correction_scale") == kappa) == (kappa != 1)
+    assert parts[1.0][1].abs().max() > 1e-4  # the LSTM part is there to be scaled
+    torch.testing.assert_close(parts[0.1][1], 0.1 * parts[1.0][1], rtol=1e-5, atol=1e-9)
+    torch.testing.assert_close(parts[0.1][0] - parts[0.1][1], parts[1.0][0] - parts[1.0][1], rtol=1e-5, atol=1e-8)
+    with pytest.raises(ValueError, match="correction_scale"):
+        LSTMConfig(correction_scale=0.1)

@@ -16,11 +16,15 @@ with m_β and v the bias-corrected moving averages of ∇ and ∇² (v at 0.999)
 ``gradient_input=False`` drops the gradient itself, leaving inputs that do not change when the loss is scaled.
 ``direct`` (with moments) adds a learned linear term of those features to the output,
 
-    g_t = output_scale · (W h²_t + b + d · f_t)     f_t = (∇_t/√v̂_t, m̂_β,t/√v̂_t …)
+    g_t = output_scale · (κ (W h²_t + b) + d · f_t)     f_t = (∇_t/√v̂_t, m̂_β,t/√v̂_t …)
 
 with d started at −1 on the momentum at the decay nearest 0.9 and 0 elsewhere: with ``output_init=0`` the
 untrained rule is Adam (β₁ ≈ 0.9, β₂ 0.999) at learning rate ``output_scale``, and meta-training learns the
 LSTM's correction to it (the learned optimizer as a residual on a hand-designed one, as in Metz et al. 2022).
+κ (``correction_scale``, default 1) sizes that correction: the meta-optimizer (Adam) moves every weight of W by
+about its learning rate per meta-step whatever the meta-gradient's size, so with κ = 1 and noisy meta-gradients
+the LSTM's part soon grows as large as the direct term; a small κ (as the small output multipliers of Metz et
+al. 2022) keeps it a correction.
 
 The cells live in an ``nn.ModuleList`` so the meta-optimizer sees every weight (a plain Python list
 hides them: a bug of a popular port of the paper).
@@ -63,6 +67,7 @@ class LSTMConfig:
     moments: tuple[float, ...] = ()  # decays of momentum inputs m̂/√v̂ (with ∇/√v̂): RNNprop-style, scale-free inputs
     gradient_input: bool = True  # the (preprocessed) gradient is an input; off (with moments): only scale-free ones
     direct: bool = False  # with moments: a learned linear term of the moment features in the output, started at Adam
+    correction_scale: float = 1.0  # with direct: the LSTM's output W h + b is further multiplied by this
 
     def __post_init__(self):
         if self.hidden_size < 1 or self.num_layers < 1:
@@ -80,6 +85,9 @@ class LSTMConfig:
             raise ValueError("gradient_input=False needs moments (the LSTM needs some input)")
         if self.direct and not self.moments:
             raise ValueError("direct needs moments (it is a linear term of the moment features)")
+        if self.correction_scale <= 0 or (self.correction_scale != 1 and not self.direct):
+            raise ValueError(f"correction_scale must be > 0, and differ from 1 only with direct (without it, "
+                             f"output_scale is the LSTM output's only scale); got {self.correction_scale}")
 
     @property
     def gradient_inputs(self) -> int:
@@ -235,6 +243,8 @@ class LSTMRule(nn.Module):
         for name in ("gac", "moments", "direct"):  # the plain LSTM's settings read as they always did
             if not settings[name]:
                 del settings[name]
+        if settings["correction_scale"] == 1:
+            del settings["correction_scale"]
         if settings["gradient_input"]:
             del settings["gradient_input"]
         return {"name": self.name, **settings}
@@ -273,7 +283,8 @@ class LSTMRule(nn.Module):
                 raise ValueError(f"this rule runs the fused kernel (float32 on the CPU) but got a {grad.dtype} "
                                  f"gradient on {grad.device}; move the rule with .to(...) first")
             if not (torch.is_grad_enabled() and grad.requires_grad):  # else second derivatives: PyTorch
-                settings = (self.cfg.gradient_inputs, self.cfg.p, self.cfg.input_scale, self.cfg.output_scale)
+                settings = (self.cfg.gradient_inputs, self.cfg.p, self.cfg.input_scale,
+                            self.cfg.output_scale * self.cfg.correction_scale)
                 extra, moments = self._moment_features(grad, state) if self.cfg.moments else (None, ())
                 old = (state.h[0], state.c[0], state.h[1], state.c[1])
                 into = None if out is None else (out.h[0], out.c[0], out.h[1], out.c[1])
@@ -296,7 +307,7 @@ class LSTMRule(nn.Module):
             hs.append(h)
             cs.append(c)
             x = h
-        update = self.out(x).squeeze(-1) * self.cfg.output_scale
+        update = self.out(x).squeeze(-1) * (self.cfg.output_scale * self.cfg.correction_scale)
         if self.cfg.direct:
             update = update + self.cfg.output_scale * (features[:, -self.direct.shape[0]:] @ self.direct)
         return update, LSTMState(tuple(hs), tuple(cs), *extra)
