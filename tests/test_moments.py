@@ -139,3 +139,21 @@ def test_correction_scale_multiplies_the_lstm_part_only(implementation):
     torch.testing.assert_close(parts[0.1][0] - parts[0.1][1], parts[1.0][0] - parts[1.0][1], rtol=1e-5, atol=1e-8)
     with pytest.raises(ValueError, match="correction_scale"):
         LSTMConfig(correction_scale=0.1)
+
+
+def test_fixed_direct_term_is_saved_but_not_learned():
+    rule = LSTMRule(moments=(0.5, 0.9), gradient_input=False, direct=True, learn_direct=False, output_init=0.0,
+                    implementation="torch")
+    assert "direct" in rule.state_dict() and all(p is not rule.direct for p in rule.parameters())
+    assert rule.direct.tolist() == [0.0, 0.0, -1.0] and rule.config()["learn_direct"] is False
+    assert "learn_direct" not in LSTMRule(moments=(0.9,), direct=True).config()
+    update, _ = rule.step_flat(torch.randn(30), rule.init_flat(30))
+    (update * torch.arange(30)).sum().backward()
+    assert rule.out.weight.grad is not None and rule.direct.grad is None
+    again = LSTMRule(rule.cfg, implementation="torch")
+    with torch.no_grad():
+        rule.direct[0] = 0.5
+    again.load_state_dict(rule.state_dict())
+    assert again.direct.tolist() == [0.5, 0.0, -1.0]
+    with pytest.raises(ValueError, match="learn_direct"):
+        LSTMConfig(moments=(0.9,), learn_direct=False)

@@ -24,7 +24,7 @@ LSTM's correction to it (the learned optimizer as a residual on a hand-designed 
 κ (``correction_scale``, default 1) sizes that correction: the meta-optimizer (Adam) moves every weight of W by
 about its learning rate per meta-step whatever the meta-gradient's size, so with κ = 1 and noisy meta-gradients
 the LSTM's part soon grows as large as the direct term; a small κ (as the small output multipliers of Metz et
-al. 2022) keeps it a correction.
+al. 2022) keeps it a correction. ``learn_direct=False`` keeps d at Adam's step, so that only the LSTM learns.
 
 The cells live in an ``nn.ModuleList`` so the meta-optimizer sees every weight (a plain Python list
 hides them: a bug of a popular port of the paper).
@@ -68,6 +68,7 @@ class LSTMConfig:
     gradient_input: bool = True  # the (preprocessed) gradient is an input; off (with moments): only scale-free ones
     direct: bool = False  # with moments: a learned linear term of the moment features in the output, started at Adam
     correction_scale: float = 1.0  # with direct: the LSTM's output W h + b is further multiplied by this
+    learn_direct: bool = True  # with direct: d is meta-trained; off: d stays at Adam's step (a fixed buffer)
 
     def __post_init__(self):
         if self.hidden_size < 1 or self.num_layers < 1:
@@ -85,6 +86,8 @@ class LSTMConfig:
             raise ValueError("gradient_input=False needs moments (the LSTM needs some input)")
         if self.direct and not self.moments:
             raise ValueError("direct needs moments (it is a linear term of the moment features)")
+        if not self.learn_direct and not self.direct:
+            raise ValueError("learn_direct=False needs direct (it fixes the direct term)")
         if self.correction_scale <= 0 or (self.correction_scale != 1 and not self.direct):
             raise ValueError(f"correction_scale must be > 0, and differ from 1 only with direct (without it, "
                              f"output_scale is the LSTM output's only scale); got {self.correction_scale}")
@@ -178,8 +181,10 @@ class LSTMRule(nn.Module):
         in_size = self.cfg.input_size
         self.cells = nn.ModuleList(nn.LSTMCell(in_size if i == 0 else H, H) for i in range(L))
         self.out = nn.Linear(H, 1)
-        if self.cfg.direct:
+        if self.cfg.direct and self.cfg.learn_direct:
             self.direct = nn.Parameter(torch.zeros(1 + len(self.cfg.moments)))
+        elif self.cfg.direct:  # fixed at Adam's step, saved with the weights
+            self.register_buffer("direct", torch.zeros(1 + len(self.cfg.moments)))
         self.reset_parameters()
         self.set_implementation(implementation)
 
@@ -245,6 +250,8 @@ class LSTMRule(nn.Module):
                 del settings[name]
         if settings["correction_scale"] == 1:
             del settings["correction_scale"]
+        if settings["learn_direct"]:
+            del settings["learn_direct"]
         if settings["gradient_input"]:
             del settings["gradient_input"]
         return {"name": self.name, **settings}
