@@ -31,6 +31,10 @@ def test_meta_loss_is_the_weighted_sum_of_mean_losses():
     assert scaled.item() == pytest.approx(5.0)
     assert loss_weights(linear, 0).tolist() == [0.25, 0.5]
     assert score(torch.tensor([[5.0], [float("nan")]]), "final") == math.inf
+    steps = torch.tensor([[9.0, 9.0], [8.0, 8.0], [7.0, 7.0], [1.0, 3.0], [3.0, 5.0]])  # 4 steps: the tail is 1
+    assert score(steps, "log_tail") == pytest.approx((math.log(3.0) + math.log(5.0)) / 2)
+    nine = torch.cat([torch.full((5, 1), 9.0), torch.tensor([[1.0], [2.0], [3.0], [5.0]])])  # 8 steps: tail 2
+    assert score(nine, "log_tail") == pytest.approx(math.log(4.0))
 
 
 def test_problem_seeds_are_distinct_streams():

@@ -61,7 +61,8 @@ class TrainConfig:
     log_loss: bool = False  # meta-loss Σ w_t log f(θ_t) instead of the paper's Σ w_t f(θ_t)
     val_every: int = 50  # episodes between validations (early stopping)
     val_problems: int = 256  # validation problems (the "validation" stream, seed 0)
-    val_metric: str = "final"  # early-stopping criterion: mean "final" loss, mean "sum", or "log_final"
+    val_metric: str = "final"  # early-stopping criterion: mean "final" loss, mean "sum", "log_final", or "log_tail"
+    # (each problem's log mean loss over the last quarter of the steps)
     val_steps: int = 0  # steps of each validation run; 0 = the horizon
     ema: float = 0.0  # Polyak averaging: validate and keep φ̄ ← ema·φ̄ + (1 − ema)·φ instead of φ; 0 = off
     scale_spread: float = 1.0  # multiply each training problem's objective by c ~ log-uniform[1/s, s]; 1 = off
