@@ -1,5 +1,8 @@
 """The LSTM's momentum inputs (RNNprop-style): scale-free features of the gradient's history, kept in the state."""
 
+import math
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -157,3 +160,49 @@ def test_fixed_direct_term_is_saved_but_not_learned():
     assert again.direct.tolist() == [0.5, 0.0, -1.0]
     with pytest.raises(ValueError, match="learn_direct"):
         LSTMConfig(moments=(0.9,), learn_direct=False)
+
+
+def test_scale_correction_starts_as_adam_is_bounded_and_agrees_between_implementations():
+    """correction="scale": update = output_scale · exp(κ tanh(W h + b)) · d · f. Untrained (output layer at zero) it
+    is Adam's step; whatever the LSTM's output, within e^±κ of the direct term's step; both implementations give
+    the same steps and meta-gradients."""
+    from l2o import kernels
+    from l2o.rules.baselines import Adam
+
+    implementations = ["torch"] + (["fused"] if kernels.lstm_step() is not None else [])
+    cfg = LSTMConfig(moments=(0.5, 0.9, 0.99), gradient_input=False, direct=True, learn_direct=False,
+                     correction="scale", correction_scale=2.0, output_scale=0.01, output_init=0.0)
+    params = {"w": torch.randn(4, 5)}
+    grads = [{"w": torch.randn(4, 5) * 3} for _ in range(4)]
+    for implementation in implementations:
+        rule, adam = LSTMRule(cfg, implementation=implementation), Adam(lr=0.01)
+        state, adam_state = rule.init(params), adam.init(params)
+        with torch.no_grad():
+            for g in grads:
+                u, state = rule.update(g, state)
+                ua, adam_state = adam.update(g, adam_state)
+                torch.testing.assert_close(u["w"], ua["w"], rtol=1e-5, atol=1e-8)
+    saturated = LSTMRule(replace(cfg, output_init=1.0), implementation="torch")
+    with torch.no_grad():
+        saturated.out.bias.fill_(50.0)  # a huge output: the factor is e^κ at most
+        g, state = torch.randn(20), saturated.init_flat(20)
+        feats, _ = saturated._moment_features(g, state)
+        update, _ = saturated.step_flat(g, state)
+    torch.testing.assert_close(update, 0.01 * (feats @ saturated.direct) * math.exp(2.0), rtol=1e-5, atol=1e-9)
+    meta = {}
+    for implementation in implementations:
+        torch.manual_seed(1)
+        rule = LSTMRule(replace(cfg, output_init=1.0), implementation=implementation)
+        state, total = rule.init_flat(20), 0
+        for g in [torch.randn(20, generator=torch.Generator().manual_seed(k)) for k in range(3)]:
+            update, state = rule.step_flat(g, state)
+            total = total + (update * torch.arange(20)).sum()
+        total.backward()
+        meta[implementation] = [p.grad.clone() for p in rule.parameters()]
+    assert meta["torch"][-1].abs().sum() > 0  # the output layer learns
+    if len(meta) == 2:
+        for a, b in zip(*meta.values()):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6 * float(a.abs().max()) + 1e-12)
+    assert LSTMRule(cfg).config()["correction"] == "scale" and "correction" not in LSTMRule(moments=(0.9,)).config()
+    with pytest.raises(ValueError, match="correction"):
+        LSTMConfig(correction="scale")

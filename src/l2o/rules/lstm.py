@@ -25,6 +25,12 @@ LSTM's correction to it (the learned optimizer as a residual on a hand-designed 
 about its learning rate per meta-step whatever the meta-gradient's size, so with κ = 1 and noisy meta-gradients
 the LSTM's part soon grows as large as the direct term; a small κ (as the small output multipliers of Metz et
 al. 2022) keeps it a correction. ``learn_direct=False`` keeps d at Adam's step, so that only the LSTM learns.
+``correction="scale"`` makes the LSTM a per-coordinate, per-step learning-rate factor instead of a term of its own,
+
+    g_t = output_scale · exp(κ tanh(W h²_t + b)) · d · f_t,
+
+bounded between e^−κ and e^κ times the direct term's step: the learned rule keeps Adam's direction and its way of
+shrinking its steps as the momentum fades, and learns when to take larger or smaller ones.
 
 The cells live in an ``nn.ModuleList`` so the meta-optimizer sees every weight (a plain Python list
 hides them: a bug of a popular port of the paper).
@@ -68,6 +74,7 @@ class LSTMConfig:
     gradient_input: bool = True  # the (preprocessed) gradient is an input; off (with moments): only scale-free ones
     direct: bool = False  # with moments: a learned linear term of the moment features in the output, started at Adam
     correction_scale: float = 1.0  # with direct: the LSTM's output W h + b is further multiplied by this
+    correction: str = "add"  # with direct: "add" the LSTM's output to d · f, or "scale" d · f by exp(κ tanh(W h + b))
     learn_direct: bool = True  # with direct: d is meta-trained; off: d stays at Adam's step (a fixed buffer)
 
     def __post_init__(self):
@@ -88,6 +95,8 @@ class LSTMConfig:
             raise ValueError("direct needs moments (it is a linear term of the moment features)")
         if not self.learn_direct and not self.direct:
             raise ValueError("learn_direct=False needs direct (it fixes the direct term)")
+        if self.correction not in ("add", "scale") or (self.correction == "scale" and not self.direct):
+            raise ValueError(f"correction must be 'add' or 'scale' ('scale' with direct), got {self.correction!r}")
         if self.correction_scale <= 0 or (self.correction_scale != 1 and not self.direct):
             raise ValueError(f"correction_scale must be > 0, and differ from 1 only with direct (without it, "
                              f"output_scale is the LSTM output's only scale); got {self.correction_scale}")
@@ -250,6 +259,8 @@ class LSTMRule(nn.Module):
                 del settings[name]
         if settings["correction_scale"] == 1:
             del settings["correction_scale"]
+        if settings["correction"] == "add":
+            del settings["correction"]
         if settings["learn_direct"]:
             del settings["learn_direct"]
         if settings["gradient_input"]:
@@ -290,15 +301,13 @@ class LSTMRule(nn.Module):
                 raise ValueError(f"this rule runs the fused kernel (float32 on the CPU) but got a {grad.dtype} "
                                  f"gradient on {grad.device}; move the rule with .to(...) first")
             if not (torch.is_grad_enabled() and grad.requires_grad):  # else second derivatives: PyTorch
-                settings = (self.cfg.gradient_inputs, self.cfg.p, self.cfg.input_scale,
-                            self.cfg.output_scale * self.cfg.correction_scale)
+                settings = (self.cfg.gradient_inputs, self.cfg.p, self.cfg.input_scale, self._lstm_multiplier())
                 extra, moments = self._moment_features(grad, state) if self.cfg.moments else (None, ())
                 old = (state.h[0], state.c[0], state.h[1], state.c[1])
                 into = None if out is None else (out.h[0], out.c[0], out.h[1], out.c[1])
                 update, (h1, c1, h2, c2) = fused_lstm.step(kernels.lstm_step(), settings, self.cells, self.out, grad, old,
                                                            into, extra)
-                if self.cfg.direct:
-                    update = update + self.cfg.output_scale * (extra @ self.direct)
+                update = self._combine(update, extra)
                 if out is not None and not any(t.requires_grad for t in (h1, c1, h2, c2)):
                     for dst, src in zip(out.m + out.v + out.t, sum(moments, ())):  # the moments' new state
                         dst.copy_(src)
@@ -314,10 +323,22 @@ class LSTMRule(nn.Module):
             hs.append(h)
             cs.append(c)
             x = h
-        update = self.out(x).squeeze(-1) * (self.cfg.output_scale * self.cfg.correction_scale)
-        if self.cfg.direct:
-            update = update + self.cfg.output_scale * (features[:, -self.direct.shape[0]:] @ self.direct)
+        update = self._combine(self.out(x).squeeze(-1) * self._lstm_multiplier(), features[:, -self.direct.shape[0]:]
+                               if self.cfg.direct else None)
         return update, LSTMState(tuple(hs), tuple(cs), *extra)
+
+    def _lstm_multiplier(self) -> float:
+        """What the LSTM's output W h + b is multiplied by (the kernel's output scale)."""
+        return self.cfg.correction_scale * (self.cfg.output_scale if self.cfg.correction == "add" else 1.0)
+
+    def _combine(self, lstm: Tensor, features: Tensor | None) -> Tensor:
+        """The update from the LSTM's scaled output and, with ``direct``, the moment features."""
+        if not self.cfg.direct:
+            return lstm
+        base = self.cfg.output_scale * (features @ self.direct)
+        if self.cfg.correction == "add":
+            return lstm + base
+        return base * torch.exp(self.cfg.correction_scale * torch.tanh(lstm / self.cfg.correction_scale))
 
     def _features(self, grad: Tensor, state: LSTMState) -> tuple[Tensor, tuple]:
         """The LSTM's input (N, input_size) and the moments' next state ((m…), (v,), (t,)), empty without."""
