@@ -48,7 +48,7 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
 
 import torch
@@ -127,6 +127,10 @@ class LSTMState(NamedTuple):
         """The states of consecutive rows, concatenated (one copy)."""
         return LSTMState(*(tuple(torch.cat(xs) for xs in zip(*fields)) for fields in zip(*parts)))
 
+
+# settings added after the first checkpoints: left out of a rule's config while at their defaults
+OMITTED_AT_DEFAULT = ("gac", "moments", "direct", "correction_scale", "correction", "learn_direct", "gradient_input")
+DEFAULTS = {f.name: f.default for f in fields(LSTMConfig)}
 
 SECOND_MOMENT = 0.999  # the decay of v, as Adam's default
 
@@ -254,17 +258,9 @@ class LSTMRule(nn.Module):
 
     def config(self) -> dict:
         settings = asdict(self.cfg)
-        for name in ("gac", "moments", "direct"):  # the plain LSTM's settings read as they always did
-            if not settings[name]:
+        for name in OMITTED_AT_DEFAULT:  # the plain LSTM's settings read as they always did
+            if settings[name] == DEFAULTS[name]:
                 del settings[name]
-        if settings["correction_scale"] == 1:
-            del settings["correction_scale"]
-        if settings["correction"] == "add":
-            del settings["correction"]
-        if settings["learn_direct"]:
-            del settings["learn_direct"]
-        if settings["gradient_input"]:
-            del settings["gradient_input"]
         return {"name": self.name, **settings}
 
     def inputs(self, grad: Tensor) -> Tensor:
@@ -323,13 +319,14 @@ class LSTMRule(nn.Module):
             hs.append(h)
             cs.append(c)
             x = h
-        update = self._combine(self.out(x).squeeze(-1) * self._lstm_multiplier(), features[:, -self.direct.shape[0]:]
-                               if self.cfg.direct else None)
+        lstm = self.out(x).squeeze(-1) * self._lstm_multiplier()
+        update = self._combine(lstm, features[:, -self.direct.shape[0]:] if self.cfg.direct else None)
         return update, LSTMState(tuple(hs), tuple(cs), *extra)
 
     def _lstm_multiplier(self) -> float:
-        """What the LSTM's output W h + b is multiplied by (the kernel's output scale)."""
-        return self.cfg.correction_scale * (self.cfg.output_scale if self.cfg.correction == "add" else 1.0)
+        """What the LSTM's output W h + b is multiplied by (the kernel's output scale): output_scale · κ for "add",
+        1 for "scale" (κ then bounds the factor, in ``_combine``)."""
+        return self.cfg.correction_scale * self.cfg.output_scale if self.cfg.correction == "add" else 1.0
 
     def _combine(self, lstm: Tensor, features: Tensor | None) -> Tensor:
         """The update from the LSTM's scaled output and, with ``direct``, the moment features."""
@@ -338,7 +335,7 @@ class LSTMRule(nn.Module):
         base = self.cfg.output_scale * (features @ self.direct)
         if self.cfg.correction == "add":
             return lstm + base
-        return base * torch.exp(self.cfg.correction_scale * torch.tanh(lstm / self.cfg.correction_scale))
+        return base * torch.exp(self.cfg.correction_scale * torch.tanh(lstm))
 
     def _features(self, grad: Tensor, state: LSTMState) -> tuple[Tensor, tuple]:
         """The LSTM's input (N, input_size) and the moments' next state ((m…), (v,), (t,)), empty without."""
