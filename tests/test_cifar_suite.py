@@ -30,14 +30,14 @@ def generated(monkeypatch):
     monkeypatch.setattr(conv_tasks, "image_splits", splits)
 
 
-def tiny(only="ten,five,two,torch_layers", long_episodes=1):
+def tiny(only="ten,five,two,torch_layers", long_episodes=1, subsets_episodes=0):
     return cifar.Settings(
         task=ConvConfig(dataset="fashion-mnist", channels=(2, 2), hidden=(4,), batch_size=4),
         train=TrainConfig(episodes=2, horizon=4, unroll=2, problems=1, val_every=1, val_problems=1, seed=0),
         experiment=cifar.ExperimentConfig(test_problems=2, tune_problems=1, steps=5, tune_steps=3, lr_min=0.01,
                                           lr_max=1.0, per_decade=1, mlp_steps=4, only=only,
                                           long_episodes=long_episodes, long_horizon=6, long_unroll=3,
-                                          long_val_every=1))
+                                          long_val_every=1, subsets_episodes=subsets_episodes))
 
 
 def test_suite_end_to_end_names_its_stand_in_and_reuses(generated, tmp_path):
@@ -87,7 +87,7 @@ def test_only_the_ten_class_task_trains_no_sub(generated, tmp_path):
         cifar.ExperimentConfig(long_episodes=-1)
     with pytest.raises(ValueError, match="imitate must be NAME:LR"):  # at once, not after the first stage
         cifar.ExperimentConfig(long_imitate="bfgs:1")
-    cifar.ExperimentConfig(long_episodes=0, long_imitate="bfgs:1")  # no second stage: nothing to check
+    cifar.ExperimentConfig(long_episodes=0, subsets_episodes=0, long_imitate="bfgs:1")  # no second stage: no check
     with pytest.raises(ValueError, match=r"unknown tasks \['eleven'\]"):
         cifar.eval_tasks(tiny("ten,eleven"))
 
@@ -109,3 +109,20 @@ def test_the_conv_optimizer_on_the_papers_mnist_mlp(generated, data, tmp_path): 
     t = summary["tasks"]["mnist_mlp"]
     assert t["description"] == "the paper's MNIST MLP (784-20-10 sigmoid), 4 steps" and t[cifar.LEARNED]["steps"] == 4
     assert not (tmp_path / "train" / "sub").exists() and not (tmp_path / "figure7.png").exists()
+
+
+def test_a_third_stage_on_random_label_subsets_and_what_it_changed(generated, tmp_path):
+    summary = cifar.run(tmp_path, tiny("ten,five", subsets_episodes=1), progress=False, log=lambda *a: None)
+    for key, pool, sizes in (("lstm", list(range(10)), [2, 5, 10]), ("sub", [5, 6, 7, 8, 9], [2, 5])):
+        third = json.loads((tmp_path / "train" / f"{key}-subsets" / "config.json").read_text())
+        assert third["task"]["name"] == "conv_label_subsets" and third["task"]["pool"] == pool
+        assert third["task"]["sizes"] == sizes and third["task"]["exclude"] == [[0, 1], [0, 1, 2, 3, 4]]
+        assert third["train"]["init_from"] == str(tmp_path / "train" / f"{key}-long")
+        assert third["train"]["episodes"] == 1 and third["train"]["val_problems"] == 2
+        assert summary["runs"][key] == str(tmp_path / "train" / f"{key}-subsets")
+    assert set(summary["tasks"]["ten"]) == {"description", cifar.LEARNED, cifar.FIRST, cifar.SECOND}
+    assert set(summary["tasks"]["five"]) == {"description", cifar.LEARNED, cifar.SUB, cifar.SECOND, cifar.SUB_SECOND}
+    with pytest.raises(ValueError, match="subsets_episodes must be >= 0 \\(and needs long_episodes\\)"):
+        cifar.ExperimentConfig(long_episodes=0, subsets_episodes=5)
+    with pytest.raises(ValueError, match="subsets_sizes between 2 and 5"):
+        cifar.ExperimentConfig(subsets_sizes=(1,))

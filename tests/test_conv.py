@@ -1,6 +1,8 @@
 """The conv-net task family (paper §3.3) on generated images: the authors' network, problems side by side
 exactly as each alone, label subsets, splits, and the CIFAR-10 data path."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -102,3 +104,33 @@ def test_cifar10_from_the_data_step_with_a_label_subset(tmp_path, monkeypatch):
     first = torch.from_numpy(data["data_batch_1"][0]).float() / 255
     torch.testing.assert_close(fam.data["train"].x[0], first[torch.isin(train_y[:60], torch.tensor([3, 5]))][0])
     assert set(fam.data["test"].y.tolist()) <= {0, 1}
+
+
+def test_random_label_subsets_are_drawn_per_task_and_never_the_excluded_ones():
+    from l2o.tasks.label_subsets import LabelSubsetsFamily
+
+    data = images(shape=(1, 28, 28))
+    cfg = ConvConfig(dataset="mnist", batch_size=8)
+    fam = LabelSubsetsFamily(cfg, pool=range(10), sizes=(2, 5, 10), exclude=[(1, 0), (0, 1, 2, 3, 4)], data=data)
+    drawn = [fam.classes("train", s) for s in range(300)]
+    assert {len(c) for c in drawn} == {2, 5, 10} and (0, 1) not in drawn and (0, 1, 2, 3, 4) not in drawn
+    assert len(set(drawn)) > 50 and all(list(c) == sorted(c) for c in drawn)
+    assert fam.classes("train", 7) == drawn[7] and fam.classes("validation", 7) != fam.classes("train", 7)
+    # a task is the conv net on its classes, as ConvFamily makes it with labels set to them
+    labels = fam.classes("train", 3)
+    task = fam.sample("train", 3, 2)
+    keep = {s: torch.isin(d.y, torch.tensor(labels)) for s, d in data.items()}
+    alone = ConvFamily(replace(cfg, labels=labels), data={s: Images(d.x[keep[s]], torch.tensor(
+        [labels.index(int(v)) for v in d.y[keep[s]]])) for s, d in data.items()}).sample("train", 3, 2)
+    assert task.init_params()["out.weight"].shape[-1] == len(labels)
+    torch.testing.assert_close(task.loss(task.init_params(), 4), alone.loss(alone.init_params(), 4))
+    val = fam.validation_sets(1)
+    assert [k.split(" classes")[0] for k in val] == ["2", "5", "10"]
+    assert all(t.init_params()["out.weight"].shape[-1] == int(k.split()[0]) for k, t in val.items())
+    assert fam.config()["exclude"] == [[0, 1], [0, 1, 2, 3, 4]]
+    for kw, match in [(dict(pool=(3,)), "pool must be"), (dict(sizes=(1,)), "sizes must be between"),
+                      (dict(pool=(0, 1), sizes=(2,), exclude=[(0, 1)]), "every 2-class subset of \\[0, 1\\]")]:
+        with pytest.raises(ValueError, match=match):
+            LabelSubsetsFamily(cfg, data=data, **kw)
+    with pytest.raises(ValueError, match="give them as pool"):
+        LabelSubsetsFamily(replace(cfg, labels=(1, 2)), data=data)

@@ -205,3 +205,33 @@ def test_another_build_of_the_kernel_reuses_results_under_their_own_record(tmp_p
     monkeypatch.setattr(a, "implementation_info", lambda: {"implementation": "torch", "kernel": None})
     evaluate({"a": a}, fam, previous=previous, **args)
     assert count["n"] == 1
+
+
+def test_a_rule_under_a_new_label_is_taken_from_its_old_label_even_when_that_label_now_names_another(
+        tmp_path, monkeypatch):
+    from l2o.evaluate import load_results, save_results
+    from l2o.rules.baselines import Adam
+
+    fam, progress = QuadraticFamily(), tmp_path / "results.partial.json"
+    torch.manual_seed(0)
+    old, new = LSTMRule(), LSTMRule()
+    args = dict(steps=20, num_problems=4, progress=False)
+    first = {"LSTM": old, "adam": Adam(lr=0.1), "other": Adam(lr=0.01)}
+    whole = evaluate(first, fam, **args)
+    with monkeypatch.context() as m:  # interrupted after two rules: their curves are in the progress file
+        interrupt_after(m, evaluate_module, "unroll", 2)
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(first, fam, partial=progress, **args)
+    count = interrupt_after(monkeypatch, evaluate_module, "unroll", None)
+    # "LSTM" now names other weights (run first, replacing its entry); the old weights are "LSTM, before"
+    renamed = evaluate({"LSTM": new, "LSTM, before": old, "adam": Adam(lr=0.1)}, fam, partial=progress, **args)
+    assert count["n"] == 1  # only the new weights ran
+    assert renamed["rules"]["LSTM, before"]["final_mean"] == whole["rules"]["LSTM"]["final_mean"]
+    assert renamed["rules"]["LSTM"] == evaluate({"LSTM": new}, fam, **args)["rules"]["LSTM"]
+    # the same from a finished evaluation's results file
+    whole["learned_sha256"] = evaluate_module.weights_sha(old)
+    save_results(whole, tmp_path / "results.json")
+    count["n"] = 0
+    again = evaluate({"LSTM, before": old, "adam": Adam(lr=0.1)}, fam, previous=load_results(tmp_path / "results.json"),
+                     **args)
+    assert count["n"] == 0 and again["rules"]["LSTM, before"]["final_mean"] == whole["rules"]["LSTM"]["final_mean"]

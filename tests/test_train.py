@@ -246,9 +246,12 @@ def test_the_implementation_is_recorded_and_a_resume_never_switches_it(tmp_path)
         tensors, _ = checkpoint.load(tmp_path / "state.safetensors", "train_state")
         checkpoint.save(tmp_path / "state.safetensors", tensors, "train_state",
                         {k: v for k, v in doc.items() if k not in ("format", "version")})
+        begun = {**json.loads((tmp_path / "config.json").read_text()), "implementation": old}
+        (tmp_path / "config.json").write_text(json.dumps(begun))
         with pytest.warns(UserWarning, match="another build of the fused kernel"):
             done = meta_train(fam, _rule(), cfg, tmp_path, progress=False, resume=True)
         assert done.state.kernels == [{"episode": 0, **old}, {"episode": 2, **expected}]
+        assert json.loads((tmp_path / "config.json").read_text()) == begun  # the record of the run's start stays
 
 
 def test_second_order_runs_on_pytorch_and_says_so(tmp_path):

@@ -75,13 +75,17 @@ def evaluate(
     out: dict[str, Any] = {"task": family.config(), "split": split, "seed": seed,
                            "num_problems": num_problems, "steps": steps, "rules": {}}
     done = Partial(partial, {k: v for k, v in out.items() if k != "rules"})
+    cached = list(done.done.values())  # as found: a label's entry may be replaced below, another label may want it
     for label, rule in tqdm(rules.items(), desc=f"evaluate ({num_problems} problems)", disable=not progress):
         if isinstance(rule, torch.nn.Module):
             rule.eval().to(device)
         which = {"rule": rule.config(), "implementation": implementation_of(rule),
                  "weights_sha256": weights_sha(rule) if isinstance(rule, torch.nn.Module) else None}
-        saved = done.get(label)
-        if saved is None or not _same_run(saved["which"], which):
+        saved = next((v for v in (done.get(label), *done.done.values(), *cached)  # under another label will do
+                      if v is not None and _same_run(v["which"], which)), None)
+        if saved is not None and done.get(label) is not saved:
+            done.put(label, saved)
+        if saved is None:
             found = _previous_curves(previous, out, label, which)
             if found is None:
                 started, cpu = time.perf_counter(), time.process_time()
@@ -107,27 +111,27 @@ def _same_run(then: dict[str, Any], now: dict[str, Any]) -> bool:
 
 def _previous_curves(previous: dict[str, Any] | None, out: dict[str, Any], label: str,
                      which: dict[str, Any]) -> tuple[dict[str, Any], dict] | None:
-    """``label``'s curves in ``previous`` and the implementation that computed them, if that evaluation had the
-    same settings as ``out`` and ran the same rule (``_same_run``); else None."""
+    """The curves of the same run (``_same_run``) in ``previous`` and the implementation that computed them, if that
+    evaluation had the same settings as ``out``: under ``label``, else under any other label (a rule renamed); else
+    None."""
     if not isinstance(previous, dict) or not isinstance(previous.get("rules"), dict):
         return None
     if any(previous.get(k) != checkpoint.jsonable(out[k]) for k in ("task", "split", "seed", "num_problems", "steps")):
         return None
-    saved = previous["rules"].get(label)
-    if not isinstance(saved, dict):
-        return None
     from l2o.rules.baselines import BASELINES
 
+    rules = previous["rules"]
     shas = previous.get("learned_sha256")  # {label: sha} for several learned rules, one sha for one
-    if isinstance(shas, dict):
-        sha = shas.get(label)
-    else:
-        learned = [k for k, r in previous["rules"].items() if r.get("rule", {}).get("name") not in BASELINES]
-        sha = shas if learned == [label] else None
-    then = {"rule": saved.get("rule"), "implementation": saved.get("implementation"), "weights_sha256": sha}
-    if not _same_run(then, which):
-        return None
-    return {k: v for k, v in saved.items() if k not in ("rule", "implementation")}, saved.get("implementation")
+    learned = [k for k, r in rules.items() if isinstance(r, dict) and r.get("rule", {}).get("name") not in BASELINES]
+    for name in [label, *(k for k in rules if k != label)]:
+        saved = rules.get(name)
+        if not isinstance(saved, dict):
+            continue
+        sha = shas.get(name) if isinstance(shas, dict) else (shas if learned == [name] else None)
+        then = {"rule": saved.get("rule"), "implementation": saved.get("implementation"), "weights_sha256": sha}
+        if _same_run(then, which):
+            return {k: v for k, v in saved.items() if k not in ("rule", "implementation")}, saved.get("implementation")
+    return None
 
 
 def save_results(results: dict[str, Any], path: str | Path) -> None:

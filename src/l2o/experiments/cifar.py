@@ -42,6 +42,7 @@ from l2o.rules.base import describe_implementation, implementation_of
 from l2o.rules.lstm import LSTMConfig
 from l2o.rules.routed import conv_fc
 from l2o.tasks.conv import ConvConfig, ConvFamily
+from l2o.tasks.label_subsets import LabelSubsetsFamily
 from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
 from l2o.tune import lr_grid
 
@@ -50,6 +51,8 @@ NAMES = {"cifar10": "CIFAR-10", "fashion-mnist": "Fashion-MNIST (stand-in for CI
          "mnist": "MNIST (stand-in for CIFAR-10)"}
 LEARNED, SUB = "LSTM (learned)", "LSTM-sub (learned)"
 FIRST = "LSTM, first stage only"  # on the 10-class task, with a second stage: what the second stage changed
+SECOND, SUB_SECOND = "LSTM, first two stages", "LSTM-sub, first two stages"  # with a third: what it changed
+ALL_LEARNED = (LEARNED, SUB, FIRST, SECOND, SUB_SECOND)
 # The authors' code: both LSTMs 2 × 20, log/sign preprocessing with p = 5, output scale 0.01.
 RULE = LSTMConfig(preprocess=True, p=5.0, output_scale=0.01)
 # Meta-training horizon 200 steps in truncations of 20 (evaluation runs 1,000); one problem per episode; about
@@ -76,6 +79,9 @@ class ExperimentConfig:
     long_val_every: int = 10  # episodes between its validations (at its horizon; the first stage's best counts)
     long_imitate: str = "nag:0.1"  # its imitation of a hand-designed optimizer ("NAME:LR"; "": none; Chen et al. 2020)
     long_imitate_weight: float = 1e4  # the imitation term's weight (its meta-gradient is ~1e-4 of the log meta-loss's)
+    subsets_episodes: int = 20  # a third stage, from the second's best weights, on random label subsets; 0 = none
+    subsets_sizes: tuple[int, ...] = (2, 5)  # the subsets' sizes (besides all of the optimizer's classes)
+    subsets_val_problems: int = 2  # validation problems per size (the stage validates every long_val_every episodes)
 
     def __post_init__(self):
         if self.long_episodes < 0 or min(self.long_horizon, self.long_unroll, self.long_val_every) < 1 \
@@ -83,6 +89,12 @@ class ExperimentConfig:
             raise ValueError(f"long_episodes must be >= 0, long_horizon, long_unroll and long_val_every >= 1 and "
                              f"long_meta_lr > 0; got {self.long_episodes}, {self.long_horizon}, {self.long_unroll}, "
                              f"{self.long_val_every}, {self.long_meta_lr}")
+        object.__setattr__(self, "subsets_sizes", tuple(int(k) for k in self.subsets_sizes))  # a list from JSON
+        if self.subsets_episodes < 0 or (self.subsets_episodes and not self.long_episodes) \
+                or self.subsets_val_problems < 1 or any(k < 2 or k > 5 for k in self.subsets_sizes):
+            raise ValueError(f"subsets_episodes must be >= 0 (and needs long_episodes), subsets_val_problems >= 1 and "
+                             f"subsets_sizes between 2 and 5 classes; got {self.subsets_episodes}, "
+                             f"{self.subsets_val_problems}, {list(self.subsets_sizes)}")
         if self.long_episodes:  # the stage's settings checked now, not hours later when the first stage is done
             TrainConfig(horizon=self.long_horizon, unroll=self.long_unroll, imitate=self.long_imitate,
                         imitate_weight=self.long_imitate_weight)
@@ -118,13 +130,13 @@ def family(cfg: ConvConfig | MLPConfig, data_dir=None):
     return ImageMLPFamily(cfg, data_dir=data_dir) if isinstance(cfg, MLPConfig) else ConvFamily(cfg, data_dir=data_dir)
 
 
-def _stage(folder: Path, cfg: ConvConfig, train: TrainConfig, s: Settings, *, data_dir, progress, device,
-           implementation, log):
-    log(f"    {folder.name}: {describe(cfg)}; {train.episodes} episodes × {train.problems} problems, horizon "
+def _stage(folder: Path, fam, what: str, train: TrainConfig, s: Settings, *, progress, device, implementation, log):
+    """One stage of meta-training on the task family ``fam`` (described by ``what``) into ``folder``."""
+    log(f"    {folder.name}: {what}; {train.episodes} episodes × {train.problems} problems, horizon "
         f"{train.horizon}" + (f", from {train.init_from}" if train.init_from else "") + f" → {folder}")
-    result = meta_train(ConvFamily(cfg, data_dir=data_dir), conv_fc(s.rule, implementation=implementation), train,
-                        folder, resume="auto", progress=progress, device=device,
-                        info={"task": "conv", "description": f"two LSTMs (conv kernels / the rest) on {describe(cfg)}"})
+    result = meta_train(fam, conv_fc(s.rule, implementation=implementation), train, folder, resume="auto",
+                        progress=progress, device=device,
+                        info={"task": "conv", "description": f"two LSTMs (conv kernels / the rest) on {what}"})
     plot_history(folder / "history.csv", folder / "history.png")
     log(f"    {folder.name}: {result.state.seconds:.0f} s of meta-training; best validation at episode "
         f"{result.state.best_episode}")
@@ -136,23 +148,43 @@ class Trained(NamedTuple):
     seconds: float  # meta-training wall-clock of all stages
     folder: Path  # the optimizer's run (the last stage's)
     first: TrainResult  # the first stage's
+    second: TrainResult | None  # the second stage's (None without one)
+    stages: tuple  # every stage's state, first to last
 
 
-def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, **kw) -> Trained:
+def subsets_family(cfg: ConvConfig, e: ExperimentConfig, data_dir=None) -> LabelSubsetsFamily:
+    """The third stage's tasks: random subsets (sizes ``e.subsets_sizes``, and all of them) of the optimizer's
+    classes (``cfg.labels``, or all ten), never the evaluation subsets FIVE and TWO themselves."""
+    pool = cfg.labels or tuple(range(10))
+    sizes = tuple(sorted({*(k for k in e.subsets_sizes if k < len(pool)), len(pool)}))
+    return LabelSubsetsFamily(replace(cfg, labels=()), pool=pool, sizes=sizes, exclude=(FIVE, TWO), data_dir=data_dir)
+
+
+def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, *, data_dir, **kw) -> Trained:
     """Meta-train one optimizer in its stages."""
     first = out / "train" / key
-    result = start = _stage(first, cfg, s.train, s, **kw)
+    result = start = _stage(first, ConvFamily(cfg, data_dir=data_dir), describe(cfg), s.train, s, **kw)
     seconds, e = result.state.seconds, s.experiment
     if not e.long_episodes:
-        return Trained(result, seconds, first, result)
+        return Trained(result, seconds, first, result, None, (result.state,))
     second = out / "train" / f"{key}-long"
     long = replace(s.train, episodes=e.long_episodes, horizon=e.long_horizon, unroll=e.long_unroll,
                    meta_lr=e.long_meta_lr, val_every=e.long_val_every, curriculum=(),
                    imitate=e.long_imitate, imitate_weight=e.long_imitate_weight,
                    checkpoint_every=2,  # its episodes are long (1,000 steps: minutes each)
                    init_from=str(first))
-    result = _stage(second, cfg, long, s, **kw)
-    return Trained(result, seconds + result.state.seconds, second, start)
+    result = middle = _stage(second, ConvFamily(cfg, data_dir=data_dir), describe(cfg), long, s, **kw)
+    seconds += result.state.seconds
+    if not e.subsets_episodes:
+        return Trained(result, seconds, second, start, middle, (start.state, middle.state))
+    third = out / "train" / f"{key}-subsets"
+    fam = subsets_family(cfg, e, data_dir)
+    what = (f"{NAMES[cfg.dataset]}, random subsets of {', '.join(map(str, fam.sizes))} of the classes "
+            f"{list(fam.pool)} (never {list(FIVE)} or {list(TWO)})")
+    result = _stage(third, fam, what, replace(long, episodes=e.subsets_episodes, val_problems=e.subsets_val_problems,
+                                              init_from=str(second)), s, **kw)
+    return Trained(result, seconds + result.state.seconds, third, start, middle,
+                   (start.state, middle.state, result.state))
 
 
 def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, progress: bool = True,
@@ -181,8 +213,12 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     for name, (cfg, steps) in tasks.items():
         subset = getattr(cfg, "labels", ())
         learned = {LEARNED: full.rule, **({SUB: sub.rule} if subset and sub is not None else {})}
-        if name == "ten" and s.experiment.long_episodes:
+        if name == "ten" and e.long_episodes:
             learned[FIRST] = trained["lstm"].first.rule
+        if e.subsets_episodes:  # what the third stage changed (runs reused from before it existed: evaluate's cache)
+            learned[SECOND] = trained["lstm"].second.rule
+            if SUB in learned:
+                learned[SUB_SECOND] = trained["sub"].second.rule
         _, results[name] = common.tune_and_evaluate(
             out / "tasks" / name, family(cfg, data_dir), steps, learned,
             grid=lr_grid(e.lr_min, e.lr_max, e.per_decade), tune_problems=e.tune_problems,
@@ -207,12 +243,11 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         "dataset_name": NAMES[s.task.dataset],
         "labels": {"five": list(FIVE), "two": list(TWO), "sub": list(SUB_LABELS)},
         "meta_train_seconds": {k: round(t.seconds, 1) for k, t in trained.items()},  # all stages, wall-clock
-        "meta_train_cpu": {k: common.meta_cpu(*([t.first.state] if t.result is t.first else
-                                                  [t.first.state, t.result.state])) for k, t in trained.items()},
+        "meta_train_cpu": {k: common.meta_cpu(*t.stages) for k, t in trained.items()},
         "best_episode": {k: t.result.state.best_episode for k, t in trained.items()},  # of the last stage
         "runs": {k: str(t.folder) for k, t in trained.items()},
         "tasks": {k: {"description": describe(*tasks[k]),
-                      **{label: common.headline(v, label) for label in v["rules"] if label in (LEARNED, SUB, FIRST)}}
+                      **{label: common.headline(v, label) for label in v["rules"] if label in ALL_LEARNED}}
                   for k, v in results.items()},
         "total_seconds": round(time.perf_counter() - started, 1),  # this invocation's wall-clock
         "compute_seconds": common.compute_seconds(sum(t.seconds for t in trained.values()),
@@ -237,7 +272,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
           "| task | learned | its final loss | best tuned baseline | its final loss | learned / best | beats all |",
           "|---|---|---|---|---|---|---|"]
     for k, t in summary["tasks"].items():
-        for label in (LEARNED, SUB, FIRST):
+        for label in ALL_LEARNED:
             if label in t:
                 h = t[label]
                 md.append(f"| {k}: {t['description']} | {label} | {h['learned_final_mean']:.4g} ± "

@@ -88,8 +88,9 @@ class RunFolder:
             raise FileExistsError(
                 f"{self.path} already holds a training run; pass --resume to continue it or choose another folder")
         self.path.mkdir(parents=True, exist_ok=True)
-        checkpoint.atomic_write_text(self.path / CONFIG, json.dumps(config, indent=2) + "\n")
-        return resume and has_state
+        if not (resume and has_state and (self.path / CONFIG).is_file()):  # a resumed run keeps the record of its
+            checkpoint.atomic_write_text(self.path / CONFIG, json.dumps(config, indent=2) + "\n")  # start; later
+        return resume and has_state  # kernel builds are in its state (kernels)
 
     def save_state(self, rule, opt, best: dict, avg: dict, state, config: dict) -> None:
         tensors = {f"rule.{k}": v for k, v in rule.state_dict().items()}

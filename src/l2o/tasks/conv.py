@@ -84,6 +84,17 @@ class Images:
         self.x, self.y = x, y
 
 
+def keep_labels(images: Images, labels: tuple[int, ...]) -> Images:
+    """Only the images of ``labels`` (classes 0–9), relabelled 0…k−1 in that order; all of them if empty."""
+    if not labels:
+        return images
+    labels = torch.tensor(labels)
+    keep = torch.isin(images.y, labels)
+    remap = torch.full((10,), -1, dtype=torch.int64)
+    remap[labels] = torch.arange(len(labels))
+    return Images(images.x[keep], remap[images.y[keep]])
+
+
 def image_splits(dataset: str, data_dir=None, labels: tuple[int, ...] = ()) -> dict[str, Images]:
     """The dataset's splits as float32 images in [0, 1], channels first, only ``labels`` (relabelled)."""
     from l2o.data import data_dir as resolve
@@ -100,13 +111,7 @@ def image_splits(dataset: str, data_dir=None, labels: tuple[int, ...] = ()) -> d
         train_y, test_y = a.train_labels, a.test_labels
 
     def split(x, y) -> Images:
-        x, y = torch.from_numpy(x).float().div_(255), torch.from_numpy(y.astype("int64"))
-        if labels:
-            keep = torch.isin(y, torch.tensor(labels))
-            remap = torch.full((10,), -1, dtype=torch.int64)
-            remap[torch.tensor(labels)] = torch.arange(len(labels))
-            x, y = x[keep], remap[y[keep]]
-        return Images(x, y)
+        return keep_labels(Images(torch.from_numpy(x).float().div_(255), torch.from_numpy(y.astype("int64"))), labels)
 
     train, test = split(train_x, train_y), split(test_x, test_y)
     cut = len(train.y) - len(train.y) // 6
