@@ -104,7 +104,8 @@ def describe_network(cfg: ArtConfig) -> str:
     if cfg.network == "vgg19":
         source = Path(cfg.weights).name if cfg.weights else "`l2o data vgg19`"
         return f"VGG-19 (pretrained weights from {source})"
-    shape = ("one layer at kernel sizes 3, 5, 7 and image scales 1, 1/2, 1/4" if cfg.network == "multiscale"
+    shape = (f"one layer at kernel sizes {', '.join(map(str, feat.KERNELS))} and image scales "
+             f"{', '.join('1' if s == 1 else f'1/{s}' for s in feat.SCALES)}" if cfg.network == "multiscale"
              else "VGG-19's layout")
     return f"random filters ({shape}; seed {cfg.network_seed}, no pretrained weights)"
 

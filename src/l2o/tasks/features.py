@@ -45,6 +45,7 @@ VGG19 = (64, 64, "P", 128, 128, "P", 256, 256, 256, 256, "P", 512, 512, 512, 512
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 CONTENT_LAYER = "conv4_2"
 PADDINGS = ("zeros", "reflect", "replicate")
+SCALES, KERNELS = (1, 2, 4), (3, 5, 7)  # the multi-scale network's image scales (pooling factors) and kernel sizes
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -122,7 +123,7 @@ def random_network(widths: tuple[int, ...] = (32, 64, 128, 256, 256), seed: int 
     return net
 
 
-def multiscale_names(scales=(1, 2, 4), kernels=(3, 5, 7)) -> list[str]:
+def multiscale_names(scales=SCALES, kernels=KERNELS) -> list[str]:
     """The layers of a multi-scale network: one per (scale, kernel size)."""
     return [f"s{s}k{k}" for s in scales for k in kernels]
 
@@ -132,7 +133,7 @@ class MultiScaleNet(nn.Module):
     pooled by each factor in ``scales``; ``forward(x)`` returns the ReLU maps of ``layers`` ("s{scale}k{kernel}").
     Pixels are centred on mid-grey first, so a filter's response does not depend on the image's mean alone."""
 
-    def __init__(self, scales=(1, 2, 4), kernels=(3, 5, 7), channels: int = 64, seed: int = 0,
+    def __init__(self, scales=SCALES, kernels=KERNELS, channels: int = 64, seed: int = 0,
                  padding: str = "reflect"):
         super().__init__()
         if padding not in PADDINGS:
