@@ -7,10 +7,10 @@ Each is meta-trained in two stages: TRAIN (horizon 200), then a second stage at 
 steps) started from the first stage's best weights, imitating NAG as an extra meta-loss term (Chen et al. 2020;
 ``ExperimentConfig.long_*``). An optimizer meta-trained only on 200-step episodes kept pace with Adam and NAG over
 its horizon and fell behind them by step 1,000, its steps too small and far smaller than NAG's (docs/cifar.md).
-A third stage (``ExperimentConfig.subsets_*``), from the second's best weights, meta-trains on random subsets of
-the optimizer's classes (2, 5 and all of them; never FIVE or TWO themselves: l2o.tasks.label_subsets): the
-two-stage optimizer, trained only on the 10-class task, led NAG on the 5-class task to about step 500 and ended
-at twice its loss, in a range of losses it never met in training (docs/cifar.md).
+An optional third stage (``ExperimentConfig.subsets_*``, off by default), from the second's best weights,
+meta-trains on random subsets of the optimizer's classes (2, 5 and all of them; never FIVE or TWO themselves:
+l2o.tasks.label_subsets). It was tried because the two-stage optimizer, trained only on the 10-class task, led
+NAG on the 5-class task to about step 500 and ended at twice its loss; its validation got worse (docs/cifar.md).
 Evaluation tasks (baselines tuned per task on validation problems; everything on the same test problems):
     ten         the 10 classes (Figure 7, left)
     five        the classes FIVE (Figure 7, middle)
@@ -25,7 +25,8 @@ network on 28×28×1 images: a stand-in, named as such in every figure, table an
 
     out/train/lstm/, out/train/sub/     the first stage's meta-training runs
     out/train/lstm-long/, out/train/sub-long/   the second stage's
-    out/train/lstm-subsets/, out/train/sub-subsets/   the third stage's (best.safetensors is each optimizer)
+    out/train/lstm-subsets/, out/train/sub-subsets/   the optional third stage's
+    (each optimizer is the best.safetensors of its last stage)
     out/tasks/<task>/                   tuning.json, results.json, results.csv per task
     out/figure7.png, users_models.png, results.md, summary.json
 
@@ -84,7 +85,7 @@ class ExperimentConfig:
     long_val_every: int = 10  # episodes between its validations (at its horizon; the first stage's best counts)
     long_imitate: str = "nag:0.1"  # its imitation of a hand-designed optimizer ("NAME:LR"; "": none; Chen et al. 2020)
     long_imitate_weight: float = 1e4  # the imitation term's weight (its meta-gradient is ~1e-4 of the log meta-loss's)
-    subsets_episodes: int = 20  # a third stage, from the second's best weights, on random label subsets; 0 = none
+    subsets_episodes: int = 0  # a third stage, from the second's best weights, on random label subsets; 0 = none (tried: docs/cifar.md)
     subsets_sizes: tuple[int, ...] = (2, 5)  # the subsets' sizes (besides all of the optimizer's classes)
     subsets_val_problems: int = 2  # validation problems per size (the stage validates every long_val_every episodes)
 
