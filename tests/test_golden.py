@@ -29,13 +29,14 @@ import shipped  # noqa: E402
 GOLDEN = json.loads(shipped.FILE.read_text())
 # mnist-gac makes less progress on the synthetic MNIST-shaped problems than the other MNIST optimizers (2.30 →
 # 1.89 in 100 steps, where mnist and mnist-ntm reach about 1.0), though on real MNIST it is within 2.4 % of mnist
-PROGRESS = {"mnist-gac": 0.9}
+PROGRESS = {"mnist-gac": 0.9, "conv": 0.8}  # conv: 2.30 → 1.60 in 100 steps of minibatches of 32
 ELSEWHERE_RTOL = {"quadratic": 1e-4, "mnist": 1e-2, "quadratic-gac": 1e-3, "quadratic-ntm": 1e-4,
-                  "mnist-gac": 1e-2, "mnist-ntm": 1e-2}  # the MNIST ones: as mnist's (minibatches amplify rounding)
+                  "mnist-gac": 1e-2, "mnist-ntm": 1e-2,  # the MNIST ones: as mnist's (minibatches amplify rounding)
+                  "conv": 3e-2}  # ten times the gap between its two implementations at step 100 (2.4e-3)
 
 
-def _same_machine(implementation: str) -> bool:
-    now, then = shipped.machine(), GOLDEN["recorded_with"]
+def _same_machine(implementation: str, name: str) -> bool:
+    now, then = shipped.machine(), GOLDEN[name].get("recorded_with", GOLDEN["recorded_with"])
     keys = ("cpu", "torch", "python") + (("kernel",) if implementation == "fused" else ())
     return all(now[k] == then[k] for k in keys)
 
@@ -43,10 +44,10 @@ def _same_machine(implementation: str) -> bool:
 def _check(name: str, implementation: str, got: dict, rtol: float | None = None) -> None:
     recorded = GOLDEN[name][implementation]
     if rtol is None:
-        rtol = 1e-9 if _same_machine(implementation) else ELSEWHERE_RTOL[name]
+        rtol = 1e-9 if _same_machine(implementation, name) else ELSEWHERE_RTOL[name]
     for step, value in recorded["mean"].items():
         assert got["mean"][step] == pytest.approx(value, rel=rtol), (name, implementation, step, rtol)
-    if _same_machine(implementation):
+    if _same_machine(implementation, name):
         assert got["final"] == pytest.approx(recorded["final"], rel=rtol)
 
 

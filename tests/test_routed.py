@@ -132,3 +132,22 @@ def test_the_two_lstm_optimizer_trains_from_the_cli_and_routes_a_models_conv_ker
     opt.step()
     assert rule.partition({n: p.unsqueeze(0) for n, p in model.named_parameters()}).keys() == {"conv", "fc"}
     assert [n for n, p in model.named_parameters() if rule.label_of(n, p.dim()) == "conv"] == ["0.weight"]
+
+
+def test_the_shipped_conv_optimizer_routes_a_models_conv_kernels_to_its_conv_lstm():
+    from l2o import LearnedOptimizer
+
+    rule = load_rule("conv")
+    assert isinstance(rule, Routed) and rule.labels == ["conv", "fc"]
+    assert "Fashion-MNIST as a stand-in for CIFAR-10" in checkpoint.pretrained()["conv"]["description"]
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(3 * 6 * 6, 2))
+    x, start = torch.randn(5, 1, 8, 8), {n: p.detach().clone() for n, p in model.named_parameters()}
+    model(x).pow(2).mean().backward()
+    g = {n: p.grad.clone() for n, p in model.named_parameters()}
+    LearnedOptimizer(model.named_parameters(), checkpoint="conv").step()
+    for name, p in model.named_parameters():  # 0.weight (4-D) by the conv LSTM, the rest by the other
+        sub = rule.rule("conv" if p.dim() == 4 else "fc")
+        expected, _ = sub.update({name: g[name].unsqueeze(0)}, sub.init({name: start[name].unsqueeze(0)}))
+        torch.testing.assert_close(p.detach() - start[name], expected[name][0], rtol=1e-5, atol=1e-7)
+    assert not torch.equal(rule.rule("conv").out.weight, rule.rule("fc").out.weight)
