@@ -31,7 +31,7 @@ def test_variants_switch_one_method_off_each():
 
 def test_the_experiment_trains_the_variants_and_tabulates_the_ablation(data, tmp_path, monkeypatch):  # noqa: F811
     root, _ = data
-    monkeypatch.setattr(general, "members", lambda data_dir=None: MixtureFamily(
+    monkeypatch.setattr(general, "members", lambda data_dir=None, only="all": MixtureFamily(
         {"sigmoid": ImageMLPFamily(MLPConfig(batch_size=8), data_dir=root),
          "relu": ImageMLPFamily(MLPConfig(batch_size=8, activation="relu"), data_dir=root)}))
     s = general.Settings(
@@ -49,3 +49,16 @@ def test_the_experiment_trains_the_variants_and_tabulates_the_ablation(data, tmp
     assert config["task"]["name"] == "mixture"
     assert "| no_curriculum |" in (tmp_path / "ablation.md").read_text()
 
+
+
+def test_a_chosen_part_of_the_mixture(data):  # noqa: F811
+    root, _ = data
+    fam = general.members(root, "mlp_sigmoid, mlp_relu")
+    assert list(fam.members) == ["mlp_sigmoid", "mlp_relu"] and fam.weights.tolist() == [1.0, 2.0]
+    assert general.describe_members("mlp_sigmoid,mlp_relu") == "a mixture of a sigmoid MLP on MNIST, a ReLU MLP on MNIST"
+    assert general.describe_members().startswith("a mixture of MLPs on MNIST (sigmoid, ReLU, tanh")
+    assert list(general.MEMBERS) == ["mlp_sigmoid", "mlp_relu", "mlp_wide_relu", "mlp_deep_tanh", "fashion_relu",
+                                     "conv_fashion"]  # the order and weights a resumed run was begun with
+    assert [w for _, w, _ in general.MEMBERS.values()] == [1, 2, 1, 1, 2, 1]
+    with pytest.raises(ValueError, match=r"unknown members \['mlp_huge'\]"):
+        general.GeneralConfig(members="mlp_sigmoid,mlp_huge")

@@ -3,7 +3,8 @@ later work found to make learned optimizers stable over long horizons, and the a
 
 The mixture (``members``): MLPs on MNIST of several widths, depths and activations (sigmoid, ReLU, tanh), a ReLU
 MLP on Fashion-MNIST and the paper's conv net on Fashion-MNIST; every problem's parameters rescaled per coordinate
-(``param_scale_spread``). The methods, each an option of meta-training or of the rule:
+(``param_scale_spread``); ``members`` meta-trains on some of them only (e.g. without the conv net, whose episodes are
+the slowest by far: with PES, about 40 minutes each). The methods, each an option of meta-training or of the rule:
 
     moments      scale-free inputs: ∇/√v̂ and momenta m̂_β/√v̂ at several decays in place of the
                  gradient (RNNprop, Lv et al. 2017; Metz et al. 2022)                          rule.moments
@@ -86,12 +87,14 @@ class GeneralConfig:
     variants: tuple[str, ...] = ("general",)  # which to meta-train: general, no_moments, no_direct, no_curriculum, …
     check_steps: int = 2000  # the ablation's runs on the MNIST MLPs
     check_problems: int = 4
+    members: str = "all"  # the mixture's members to meta-train on: "all", or a comma-separated list (MEMBERS' names)
 
     def __post_init__(self):
         names = {"general", *(f"{p}_{m}" for m in METHODS for p in ("no", "with"))}
         unknown = sorted(set(self.variants) - names)
         if unknown or not self.variants:
             raise ValueError(f"unknown variants {unknown}; available (with the default recipe): {', '.join(VARIANTS)}")
+        common.select(MEMBERS, self.members, "members")  # an unknown member: an error now, not at meta-training
 
 
 @dataclass
@@ -101,17 +104,34 @@ class Settings:
     experiment: GeneralConfig = field(default_factory=GeneralConfig)
 
 
-def members(data_dir=None) -> MixtureFamily:
-    """The tasks `general` is meta-trained on, with their weights (the conv net is the slowest: weighted less)."""
-    mnist = lambda **kw: ImageMLPFamily(MLPConfig(**kw), data_dir=data_dir)  # noqa: E731
-    return MixtureFamily({
-        "mlp_sigmoid": mnist(),
-        "mlp_relu": mnist(activation="relu"),
-        "mlp_wide_relu": mnist(hidden=(64,), activation="relu"),
-        "mlp_deep_tanh": mnist(hidden=(32, 32), activation="tanh"),
-        "fashion_relu": ImageMLPFamily(MLPConfig(activation="relu"), dataset="fashion-mnist", data_dir=data_dir),
-        "conv_fashion": ConvFamily(ConvConfig(dataset="fashion-mnist"), data_dir=data_dir),
-    }, weights=[1, 2, 1, 1, 2, 1])
+# the tasks `general` is meta-trained on: name -> (its family's maker, its weight, in words); the conv net is the
+# slowest and weighted less
+MEMBERS = {
+    "mlp_sigmoid": (lambda d: ImageMLPFamily(MLPConfig(), data_dir=d), 1, "a sigmoid MLP on MNIST"),
+    "mlp_relu": (lambda d: ImageMLPFamily(MLPConfig(activation="relu"), data_dir=d), 2, "a ReLU MLP on MNIST"),
+    "mlp_wide_relu": (lambda d: ImageMLPFamily(MLPConfig(hidden=(64,), activation="relu"), data_dir=d), 1,
+                      "a 64-unit ReLU MLP on MNIST"),
+    "mlp_deep_tanh": (lambda d: ImageMLPFamily(MLPConfig(hidden=(32, 32), activation="tanh"), data_dir=d), 1,
+                      "a 2-layer tanh MLP on MNIST"),
+    "fashion_relu": (lambda d: ImageMLPFamily(MLPConfig(activation="relu"), dataset="fashion-mnist", data_dir=d), 2,
+                     "a ReLU MLP on Fashion-MNIST"),
+    "conv_fashion": (lambda d: ConvFamily(ConvConfig(dataset="fashion-mnist"), data_dir=d), 1,
+                     "the conv net on Fashion-MNIST"),
+}
+
+
+def members(data_dir=None, only: str = "all") -> MixtureFamily:
+    """The mixture `general` is meta-trained on, or the members named in ``only`` (comma-separated)."""
+    chosen = common.select(MEMBERS, only, "members")
+    return MixtureFamily({k: make(data_dir) for k, (make, _, _) in chosen.items()},
+                         weights=[w for _, w, _ in chosen.values()])
+
+
+def describe_members(only: str = "all") -> str:
+    if only == "all":
+        return ("a mixture of MLPs on MNIST (sigmoid, ReLU, tanh; 1–2 layers, 20–64 units), a ReLU MLP and the conv net "
+                "on Fashion-MNIST")
+    return "a mixture of " + ", ".join(words for _, _, words in common.select(MEMBERS, only, "members").values())
 
 
 def variant(s: Settings, name: str) -> tuple[LSTMConfig, TrainConfig]:
@@ -124,10 +144,9 @@ def variant(s: Settings, name: str) -> tuple[LSTMConfig, TrainConfig]:
     return rule, train
 
 
-def describe_training(rule: LSTMConfig, train: TrainConfig) -> str:
+def describe_training(rule: LSTMConfig, train: TrainConfig, only: str = "all") -> str:
     on = [m for m, (uses, _) in METHODS.items() if uses(rule, train)]
-    return (f"a mixture of MLPs on MNIST (sigmoid, ReLU, tanh; 1–2 layers, 20–64 units), a ReLU MLP and the conv net "
-            f"on Fashion-MNIST; horizons up to {max(train.curriculum or (train.horizon,))} steps; methods: "
+    return (f"{describe_members(only)}; horizons up to {max(train.curriculum or (train.horizon,))} steps; methods: "
             f"{', '.join(on) or 'none'}")
 
 
@@ -137,15 +156,16 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    family = members(data_dir)
+    family = members(data_dir, s.experiment.members)
     trained = {}
     for name in s.experiment.variants:
         rule_cfg, train = variant(s, name)
         folder = out / "train" / name
-        log(f"meta-training {name} into {folder}: {describe_training(rule_cfg, train)}")
+        log(f"meta-training {name} into {folder}: {describe_training(rule_cfg, train, s.experiment.members)}")
         result = meta_train(family, LSTMRule(rule_cfg, implementation=implementation), train, folder, resume="auto",
                             progress=progress, device=device,
-                            info={"task": "general", "description": describe_training(rule_cfg, train)})
+                            info={"task": "general",
+                                  "description": describe_training(rule_cfg, train, s.experiment.members)})
         plot_history(folder / "history.csv", folder / "history.png")
         trained[name] = result
         log(f"    {name}: {result.state.seconds:.0f} s; best validation at episode {result.state.best_episode}")
@@ -168,7 +188,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     summary = {"command": command, "variants": {
                    name: {"meta_train_seconds": round(r.state.seconds, 1), "meta_train_cpu": common.meta_cpu(r.state),
                           "best_episode": r.state.best_episode,
-                          "description": describe_training(*variant(s, name))} for name, r in trained.items()},
+                          "description": describe_training(*variant(s, name), s.experiment.members)} for name, r in trained.items()},
                "ablation": {t: {k: {"last_window_mean": v["last_window_mean"], "diverged": v["diverged"]}
                                 for k, v in rows.items()} for t, rows in table.items()},
                "check": asdict(e), "settings": {"rule": asdict(s.rule), "train": asdict(s.train)},
