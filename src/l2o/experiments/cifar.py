@@ -150,12 +150,29 @@ def _stage(folder: Path, fam, what: str, train: TrainConfig, s: Settings, *, pro
 
 
 class Trained(NamedTuple):
-    result: TrainResult  # the last stage's: its rule is the optimizer
-    seconds: float  # meta-training wall-clock of all stages
-    folder: Path  # the optimizer's run (the last stage's)
-    first: TrainResult  # the first stage's
-    second: TrainResult | None  # the second stage's (None without one)
-    stages: tuple  # every stage's state, first to last
+    runs: tuple[TrainResult, ...]  # every stage's, first to last: the last one's rule is the optimizer
+
+    @property
+    def folder(self) -> Path:
+        """The optimizer's run (the last stage's)."""
+        return self.runs[-1].run_dir
+
+    @property
+    def result(self) -> TrainResult:
+        return self.runs[-1]
+
+    @property
+    def first(self) -> TrainResult:
+        return self.runs[0]
+
+    @property
+    def second(self) -> TrainResult | None:
+        return self.runs[1] if len(self.runs) > 1 else None
+
+    @property
+    def seconds(self) -> float:
+        """Meta-training wall-clock of all stages."""
+        return sum(r.state.seconds for r in self.runs)
 
 
 def subsets_family(cfg: ConvConfig, e: ExperimentConfig, data_dir=None) -> LabelSubsetsFamily:
@@ -168,29 +185,27 @@ def subsets_family(cfg: ConvConfig, e: ExperimentConfig, data_dir=None) -> Label
 
 def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, *, data_dir, **kw) -> Trained:
     """Meta-train one optimizer in its stages."""
-    first = out / "train" / key
-    result = start = _stage(first, ConvFamily(cfg, data_dir=data_dir), describe(cfg), s.train, s, **kw)
-    seconds, e = result.state.seconds, s.experiment
+    first, conv = out / "train" / key, ConvFamily(cfg, data_dir=data_dir)  # the data read once for both stages
+    runs = [_stage(first, conv, describe(cfg), s.train, s, **kw)]
+    e = s.experiment
     if not e.long_episodes:
-        return Trained(result, seconds, first, result, None, (result.state,))
+        return Trained(tuple(runs))
     second = out / "train" / f"{key}-long"
     long = replace(s.train, episodes=e.long_episodes, horizon=e.long_horizon, unroll=e.long_unroll,
                    meta_lr=e.long_meta_lr, val_every=e.long_val_every, curriculum=(),
                    imitate=e.long_imitate, imitate_weight=e.long_imitate_weight,
                    checkpoint_every=2,  # its episodes are long (1,000 steps: minutes each)
                    init_from=str(first))
-    result = middle = _stage(second, ConvFamily(cfg, data_dir=data_dir), describe(cfg), long, s, **kw)
-    seconds += result.state.seconds
+    runs.append(_stage(second, conv, describe(cfg), long, s, **kw))
     if not e.subsets_episodes:
-        return Trained(result, seconds, second, start, middle, (start.state, middle.state))
+        return Trained(tuple(runs))
     third = out / "train" / f"{key}-subsets"
     fam = subsets_family(cfg, e, data_dir)
     what = (f"{NAMES[cfg.dataset]}, random subsets of {', '.join(map(str, fam.sizes))} of the classes "
             f"{list(fam.pool)} (never {list(FIVE)} or {list(TWO)})")
-    result = _stage(third, fam, what, replace(long, episodes=e.subsets_episodes, val_problems=e.subsets_val_problems,
-                                              init_from=str(second)), s, **kw)
-    return Trained(result, seconds + result.state.seconds, third, start, middle,
-                   (start.state, middle.state, result.state))
+    runs.append(_stage(third, fam, what, replace(long, episodes=e.subsets_episodes,
+                                                 val_problems=e.subsets_val_problems, init_from=str(second)), s, **kw))
+    return Trained(tuple(runs))
 
 
 def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, progress: bool = True,
@@ -249,7 +264,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         "dataset_name": NAMES[s.task.dataset],
         "labels": {"five": list(FIVE), "two": list(TWO), "sub": list(SUB_LABELS)},
         "meta_train_seconds": {k: round(t.seconds, 1) for k, t in trained.items()},  # all stages, wall-clock
-        "meta_train_cpu": {k: common.meta_cpu(*t.stages) for k, t in trained.items()},
+        "meta_train_cpu": {k: common.meta_cpu(*(r.state for r in t.runs)) for k, t in trained.items()},
         "best_episode": {k: t.result.state.best_episode for k, t in trained.items()},  # of the last stage
         "runs": {k: str(t.folder) for k, t in trained.items()},
         "tasks": {k: {"description": describe(*tasks[k]),
