@@ -188,7 +188,8 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     summary = {"command": command, "variants": {
                    name: {"meta_train_seconds": round(r.state.seconds, 1), "meta_train_cpu": common.meta_cpu(r.state),
                           "best_episode": r.state.best_episode,
-                          "description": describe_training(*variant(s, name), s.experiment.members)} for name, r in trained.items()},
+                          "description": describe_training(*variant(s, name), s.experiment.members)}
+                   for name, r in trained.items()},
                "ablation": {t: {k: {"last_window_mean": v["last_window_mean"], "diverged": v["diverged"]}
                                 for k, v in rows.items()} for t, rows in table.items()},
                "check": asdict(e), "settings": {"rule": asdict(s.rule), "train": asdict(s.train)},
