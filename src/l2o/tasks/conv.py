@@ -181,7 +181,7 @@ class ConvFamily:
         """``data``: the splits (default: read ``config.dataset`` from the data step)."""
         self.cfg = config if config is not None else ConvConfig(**overrides)
         self.data = data if data is not None else image_splits(self.cfg.dataset, data_dir, self.cfg.labels)
-        self.image = tuple(self.data["train"].x.shape[1:])
+        self.image = tuple(next(iter(self.data.values())).x.shape[1:])  # every split's images have one shape
         self.shapes = shapes(self.cfg, self.image)
 
     def config(self) -> dict:

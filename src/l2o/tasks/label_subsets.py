@@ -60,13 +60,13 @@ class LabelSubsetsFamily:
             if pick not in self.exclude:
                 return pick
 
-    def family(self, labels: tuple[int, ...]) -> ConvFamily:
-        """The conv net on ``labels`` (all of them: the pool's data filtered, not read again)."""
-        data = {split: conv.keep_labels(images, labels) for split, images in self.data.items()}
+    def family(self, labels: tuple[int, ...], splits=("train", "validation", "test")) -> ConvFamily:
+        """The conv net on ``labels`` over ``splits`` (the data read once, filtered here, not read again)."""
+        data = {split: conv.keep_labels(self.data[split], labels) for split in splits}
         return ConvFamily(replace(self.cfg, labels=labels), data=data)
 
     def sample(self, split: str, seed: int, num_problems: int):
-        return self.family(self.classes(split, seed)).sample(split, seed, num_problems)
+        return self.family(self.classes(split, seed), (split,)).sample(split, seed, num_problems)
 
     def validation_sets(self, num_problems: int) -> dict:
         """One validation task per size: a fixed subset of that size (the first the validation stream draws)."""
@@ -74,6 +74,7 @@ class LabelSubsetsFamily:
         for k in dict.fromkeys(self.sizes):
             seed = next(s for s in range(10_000) if len(self.classes("validation", s)) == k)
             labels = self.classes("validation", seed)
-            out[f"{k} classes {list(labels)}"] = self.family(labels).sample("validation", 0, num_problems)
+            out[f"{k} classes {list(labels)}"] = self.family(labels, ("validation",)).sample("validation", 0,
+                                                                                          num_problems)
         return out
 
