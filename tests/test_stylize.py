@@ -1,4 +1,4 @@
-"""l2o stylize on generated images, with a baseline (no art optimizer is shipped yet)."""
+"""l2o stylize on generated images, with the shipped art optimizer (the default) and with a baseline."""
 
 import json
 
@@ -30,6 +30,17 @@ def test_stylize_with_a_baseline_writes_the_image_and_every_step(tmp_path, capsy
     assert "saved" in capsys.readouterr().out
 
 
+def test_stylize_with_the_shipped_art_optimizer_by_default(tmp_path):
+    content, style = images(tmp_path)
+    out = tmp_path / "styled.png"
+    assert main(["stylize", content, style, "--out", str(out), "--size", "32", "--steps", "20", "--no-progress"]) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["optimizer"] == "art" and record["rule"]["name"] == "lstm" and record["rule"]["output_scale"] == 1.0
+    assert len(record["loss"]) == 21 and record["loss"][-1] < 0.5 * record["loss"][0]
+    with Image.open(out) as img:
+        assert img.size == (32, 32)
+
+
 def test_clear_errors(tmp_path, capsys):
     content, style = images(tmp_path)
     (tmp_path / "notes.txt").write_text("not an image")
@@ -43,8 +54,10 @@ def test_clear_errors(tmp_path, capsys):
          "must name a .png"),
         (["stylize", content, style, "--out", str(tmp_path / "o.png"), "--size", "8", "--optimizer", "sgd", "--lr", "1"],
          "size must be >= 16"),
-        (["stylize", content, style, "--out", str(tmp_path / "o.png"), "--size", "32"],
-         "no pretrained optimizer or checkpoint file named 'art'"),
+        (["stylize", content, style, "--out", str(tmp_path / "o.png"), "--size", "32", "--lr", "0.1"],
+         "--lr is for the baselines"),
+        (["stylize", content, style, "--out", str(tmp_path / "o.png"), "--optimizer", "nosuch"],
+         "no pretrained optimizer or checkpoint file named 'nosuch'"),
     ]
     for argv, message in cases:
         assert main(argv + ["--no-progress"]) == 2, argv

@@ -8,7 +8,9 @@ The problems: the quadratic optimizers (quadratic, quadratic-gac, quadratic-ntm)
 optimizers (mnist, mnist-gac, mnist-ntm) on 8 MLPs 784-20-10 of the paper's setting on synthetic MNIST-shaped data (so that no download is
 needed: inputs in [0, 1) of which 19 % are non-zero, as MNIST's pixels, labelled by a random linear teacher;
 on it the optimizer takes the loss from 2.30 to about 1.0), 100 steps each; the conv optimizer (conv) on 4 of the
-paper's conv nets on synthetic 28×28×1 images (the same kind, labelled the same way), minibatches of 32.
+paper's conv nets on synthetic 28×28×1 images (the same kind, labelled the same way), minibatches of 32; the
+neural-art optimizer (art) on 2 of the registered art family's 32×32 test problems (crops of photographs bundled
+with scikit-image and scikit-learn, the drawn training style, the default random-filter feature network).
 
     python tests/golden/shipped.py conv  re-record one optimizer only (with the machine it was recorded on)
 """
@@ -25,6 +27,7 @@ from l2o import load_rule, unroll
 from l2o.tasks.conv import ConvConfig, ConvFamily, Images
 from l2o.tasks.mlp import Dataset, MLPConfig, MLPFamily
 from l2o.tasks.quadratic import QuadraticFamily
+from l2o.tasks.registry import make_family
 
 FILE = Path(__file__).with_name("shipped.json")
 STEPS = (0, 1, 2, 5, 10, 25, 50, 75, 100)
@@ -39,7 +42,8 @@ def sparse_images(n: int = 4096, density: float = 0.19, seed: int = 0) -> Datase
 
 IMPLEMENTATIONS = {"quadratic": ("torch", "fused"), "mnist": ("torch", "fused"),
                    "quadratic-gac": ("torch",), "quadratic-ntm": ("torch",),  # these four: PyTorch only
-                   "mnist-gac": ("torch",), "mnist-ntm": ("torch",), "conv": ("torch", "fused")}
+                   "mnist-gac": ("torch",), "mnist-ntm": ("torch",), "conv": ("torch", "fused"),
+                   "art": ("torch", "fused")}
 
 
 def family(name: str):
@@ -50,6 +54,8 @@ def family(name: str):
         split = Images(images.x.view(-1, 1, 28, 28), images.y)
         return ConvFamily(ConvConfig(dataset="fashion-mnist", batch_size=32),
                           data={"train": split, "validation": split, "test": split}), 4
+    if name == "art":
+        return make_family("art", size=32), 2
     return MLPFamily(sparse_images(), MLPConfig()), 8
 
 
