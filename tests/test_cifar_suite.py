@@ -1,6 +1,7 @@
 """The CIFAR-10 suite end to end on tiny settings and generated MNIST-shaped images (a stand-in)."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -75,6 +76,20 @@ def test_suite_end_to_end_names_its_stand_in_and_reuses(generated, tmp_path):
     stamp = (tmp_path / "tasks" / "two" / "results.json").stat().st_mtime_ns
     assert cifar.run(tmp_path, tiny(), progress=False, log=lambda *a: None)["tasks"] == summary["tasks"]
     assert (tmp_path / "tasks" / "two" / "results.json").stat().st_mtime_ns == stamp
+
+
+def test_one_optimizer_alone_then_the_whole_suite_reuses_it(generated, tmp_path):
+    settings = tiny("five")
+    alone = cifar.run(tmp_path, replace(settings, experiment=replace(settings.experiment, optimizers="sub")),
+                      progress=False, log=lambda *a: None)
+    assert alone == {"runs": {"sub": str(tmp_path / "train" / "sub-long")}}
+    assert not (tmp_path / "train" / "lstm").exists() and not (tmp_path / "tasks").exists()
+    stamp = (tmp_path / "train" / "sub-long" / "state.safetensors").stat().st_mtime_ns
+    summary = cifar.run(tmp_path, settings, progress=False, log=lambda *a: None)  # trains lstm, reuses sub
+    assert (tmp_path / "train" / "sub-long" / "state.safetensors").stat().st_mtime_ns == stamp
+    assert set(summary["tasks"]["five"]) == {"description", cifar.LEARNED, cifar.SUB}
+    with pytest.raises(ValueError, match="optimizers must be all, lstm or sub, got 'both'"):
+        cifar.ExperimentConfig(optimizers="both")
 
 
 def test_only_the_ten_class_task_trains_no_sub(generated, tmp_path):

@@ -136,7 +136,7 @@ def tune_and_evaluate(folder: Path, family, steps: int, learned: dict, *, grid: 
         previous = None
     saved = previous["rules"] if previous is not None and matches(previous, expect) else {}
     if saved and set(saved) == set(rules) and all(
-            saved[k].get("rule") == r.config() and same_implementation(saved[k].get("implementation"),
+            saved[k].get("rule") == checkpoint.jsonable(r.config()) and same_implementation(saved[k].get("implementation"),
                                                                         implementation_of(r))
             for k, r in rules.items()):
         return tuning, previous

@@ -6,6 +6,8 @@
                         its header holds the settings it was made with
     best.safetensors    the best validated rule, loadable by ``LearnedOptimizer`` and ``load_rule``
     history.csv         one row per validation
+    .lock               held (an advisory lock) by the process meta-training the run, so that a second one
+                        started on the same folder stops with a clear error instead of overwriting its files
 
 Every file is written to a temporary beside it and renamed over it (``checkpoint.atomic_write_bytes``), so a
 process killed at any point leaves the previous version intact; a later run removes the temporaries.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +29,30 @@ import torch
 from l2o import checkpoint
 
 STATE, BEST, CONFIG, HISTORY = "state.safetensors", "best.safetensors", "config.json", "history.csv"
+LOCK = ".lock"
+
+
+def _lock(path: Path):
+    """An open handle holding an exclusive advisory lock on ``path`` (released when it is closed, or when the
+    process ends however it ends); a clear error if another process holds it. None where the platform has no
+    ``fcntl`` (there runs are not guarded)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return None
+    handle = open(path, "a+")  # noqa: SIM115 - held for the life of the run
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip()
+        handle.close()
+        raise RuntimeError(f"{path.parent} is being meta-trained by another process{f' (pid {holder})' if holder else ''}; "
+                           f"wait for it to end or stop it, then run the same command again") from None
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -70,12 +97,21 @@ class RunFolder:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._lock = None
+
+    def close(self) -> None:
+        """Release the run's lock (``open`` took it)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def has_state(self) -> bool:
         return (self.path / STATE).exists()
 
     def open(self, config: dict, *, resume: bool, progress: bool = True) -> bool:
         """Prepare the folder for a run with ``config``; return whether there is a saved state to resume."""
+        if self.path.is_dir() and self._lock is None:  # before anything is read or changed
+            self._lock = _lock(self.path / LOCK)
         has_state = self.has_state()
         if self.path.is_dir():
             checkpoint.remove_stale_temporaries(self.path)  # left by a process killed while writing
@@ -88,6 +124,8 @@ class RunFolder:
             raise FileExistsError(
                 f"{self.path} already holds a training run; pass --resume to continue it or choose another folder")
         self.path.mkdir(parents=True, exist_ok=True)
+        if self._lock is None:
+            self._lock = _lock(self.path / LOCK)
         if not (resume and has_state and (self.path / CONFIG).is_file()):  # a resumed run keeps the record of its
             checkpoint.atomic_write_text(self.path / CONFIG, json.dumps(config, indent=2) + "\n")  # start; later
         return resume and has_state  # kernel builds are in its state (kernels)

@@ -239,11 +239,15 @@ def meta_train(
     if folder is not None:
         if resume == "auto":
             resume = folder.has_state()
-        resumed = folder.open(config, resume=resume, progress=progress and world.main) if world.main else None
-        comm.barrier()  # process 0 has checked and prepared the folder
-        if resumed or (resumed is None and resume and folder.has_state()):
-            best, avg, saved = folder.load_state(rule, opt, config, checkpoint.jsonable(asdict(TrainConfig())))
-            state = TrainState(**saved)
+        try:
+            resumed = folder.open(config, resume=resume, progress=progress and world.main) if world.main else None
+            comm.barrier()  # process 0 has checked and prepared the folder
+            if resumed or (resumed is None and resume and folder.has_state()):
+                best, avg, saved = folder.load_state(rule, opt, config, checkpoint.jsonable(asdict(TrainConfig())))
+                state = TrainState(**saved)
+        except BaseException:
+            folder.close()
+            raise
         comm.check_same(state.episode, f"the episode to resume {folder.path} from; every process must read the "
                         f"run folder (on several machines, put --out on a file system they share)")
     if not state.kernels or state.kernels[-1]["kernel"] != config["implementation"]["kernel"]:
@@ -334,10 +338,16 @@ def meta_train(
                 validate()
             if folder is not None and (state.episode % cfg.checkpoint_every == 0 or state.episode == end):
                 save()
+    except BaseException:
+        if folder is not None:
+            folder.close()  # the run's lock: an interrupted run can be resumed at once, in this process too
+        raise
     finally:
         bar.close()
-    if folder is not None and state.episode == 0:
-        save()
+    if folder is not None:
+        if state.episode == 0:
+            save()
+        folder.close()
     comm.barrier()  # several processes: process 0's files are written before any process returns
     rule.load_state_dict(best)
     rule.eval()
