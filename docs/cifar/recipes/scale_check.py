@@ -29,7 +29,7 @@ class Scaled:
 
 
 task = ConvFamily(ConvConfig(dataset="fashion-mnist", labels=(0, 1, 2, 3, 4))).sample("validation", 0, 2)
-rule = checkpoint.load_rule("docs/cifar/train/lstm-long").eval()
+rule = checkpoint.load_rule("docs/cifar/recipes/plain/train/lstm-long").eval()
 runs = {f"LSTM × {f}": Scaled(rule, float(f)) for f in (sys.argv[1:] or ["0.5", "1", "2", "4"])}
 runs["NAG (lr 0.00316, tuned)"] = NAG(lr=0.00316228)
 for name, r in runs.items():
