@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
-import math
 import io
+import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,6 @@ def plot_images(rows: list[list[tuple[str, Any]]], path: str | Path, suptitle: s
         for ax, (title, image) in zip(ax_row, row):
             ax.imshow(image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
             ax.set_title(title, fontsize=8)
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=9)
+    if suptitle:  # wrapped to the grid's width (a long line would widen the saved figure around the grid)
+        fig.suptitle(textwrap.fill(suptitle, width=int(2.2 * cols * 12)), fontsize=9)
     _save(fig, path)
