@@ -223,8 +223,9 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     started = time.perf_counter()
     tasks = eval_tasks(s)
     e = s.experiment
-    which = {"all": "the two-LSTM optimizer on {}, and LSTM-sub on classes {}", "lstm": "the two-LSTM optimizer on {}",
-             "sub": "LSTM-sub alone, on classes {1}"}[e.optimizers]
+    needs_sub = any(getattr(cfg, "labels", ()) for cfg, _ in tasks.values())  # only the subsets evaluate LSTM-sub
+    which = {"all": "the two-LSTM optimizer on {}" + (", and LSTM-sub on classes {}" if needs_sub else ""),
+             "lstm": "the two-LSTM optimizer on {}", "sub": "LSTM-sub alone, on classes {1}"}[e.optimizers]
     log("1/2 meta-training " + which.format(describe(replace(s.task, labels=())), list(SUB_LABELS)))
     kw = dict(data_dir=data_dir, progress=progress, device=device, implementation=implementation, log=log)
     if e.optimizers != "all":  # one optimizer alone; the other, and the evaluation, are another process's
@@ -234,7 +235,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
             f"same command without --optimizers evaluates")
         return {"runs": {e.optimizers: str(alone.folder)}}
     trained = {"lstm": _train("lstm", replace(s.task, labels=()), s, out, **kw)}
-    if any(getattr(cfg, "labels", ()) for cfg, _ in tasks.values()):
+    if needs_sub:
         trained["sub"] = _train("sub", replace(s.task, labels=SUB_LABELS), s, out, **kw)
     full = trained["lstm"].result
     sub = trained["sub"].result if "sub" in trained else None
