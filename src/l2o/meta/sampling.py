@@ -44,4 +44,11 @@ def training_task(family: TaskFamily, cfg, episode: int, *, part: tuple[int, int
     if part is not None:
         task = narrow(task, *part)
         scale = scale[part[0]:part[0] + part[1]] if scale is not None else None
-    return task.to(device), scale
+    task = task.to(device)
+    if getattr(cfg, "warm_start", ""):  # started where K steps of a baseline got to (after narrowing: per problem)
+        from l2o.rules.baselines import BASELINES
+        from l2o.tasks.warm import WarmStartedTask, parse, warm_up_steps
+
+        name, lr, _ = parse(cfg.warm_start)
+        task = WarmStartedTask(task, BASELINES[name](lr=lr), warm_up_steps(cfg.warm_start, seed))
+    return task, scale

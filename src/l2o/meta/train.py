@@ -75,6 +75,7 @@ class TrainConfig:
     pes_pairs: int = 8  # PES: antithetic pairs of particles
     imitate: str = ""  # "NAME:LR", e.g. "adam:0.001": imitate that baseline's updates as an extra meta-loss term (Chen et al. 2020; truncated BPTT)
     imitate_weight: float = 1.0  # the imitation term's weight (relative squared distance between the updates)
+    warm_start: str = ""  # "NAME:LR:MAX", e.g. "adam:0.01:5000": each episode's problems first take K ~ U{0…MAX} steps of that baseline (l2o.tasks.warm); "": none
     curriculum: tuple[int, ...] = ()  # horizons of the training episodes by stage, each stage an equal share of the episodes (Chen et al. 2020); none: always `horizon`
 
     def __post_init__(self):
@@ -104,6 +105,10 @@ class TrainConfig:
             if not ok or self.estimator != "tbptt" or self.imitate_weight < 0:
                 raise ValueError(f"imitate must be NAME:LR with NAME one of {', '.join(BASELINES)} and LR > 0, with "
                                  f"truncated BPTT and imitate_weight >= 0; got {self.imitate!r}")
+        if self.warm_start:
+            from l2o.tasks.warm import parse
+
+            parse(self.warm_start)
         if self.curriculum:
             if any(h < self.unroll or h % self.unroll for h in self.curriculum):
                 raise ValueError(f"every curriculum horizon must be a multiple of unroll ({self.unroll}), got "
