@@ -113,3 +113,18 @@ def test_train_an_ntm_rule_from_the_command_line(tmp_path):
     assert code == 0
     _, doc = checkpoint.load(tmp_path / "best.safetensors", "rule")
     assert doc["rule"]["name"] == "ntm" and doc["rule"]["memory"] == "window" and doc["rule"]["window"] == 6
+
+
+def test_a_list_flag_alone_switches_its_default_off():
+    from l2o.cli import build_parser, from_args
+    from l2o.experiments import general
+    from l2o.meta.train import TrainConfig
+    from l2o.rules.lstm import LSTMConfig
+
+    parser = build_parser()
+    args = parser.parse_args(["general", "--curriculum", "--lstm-moments", "0.9"])
+    assert from_args(args, TrainConfig).curriculum == () and general.TRAIN.curriculum  # on by default
+    assert from_args(args, LSTMConfig, "lstm-").moments == (0.9,)
+    args = parser.parse_args(["cifar", "--lstm-moments"])
+    assert from_args(args, LSTMConfig, "lstm-").moments == ()  # the authors' rule: the gradient alone
+    assert "the flag alone: none" in parser._subparsers._group_actions[0].choices["cifar"].format_help()

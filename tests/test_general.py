@@ -15,7 +15,8 @@ from test_mnist import data  # noqa: F401  (the fixture: small generated MNIST f
 def test_variants_switch_one_method_off_each():
     s = general.Settings()
     assert general.variant(s, "general") == (general.RULE, general.TRAIN)
-    assert general.VARIANTS == ("general", "no_moments", "no_direct", "no_curriculum", "with_imitation", "no_scaling")
+    assert general.VARIANTS == ("general", "no_moments", "no_direct", "no_curriculum", "with_imitation", "no_scaling",
+                                "with_warm_start")
     rule, train = general.variant(s, "no_moments")  # the 2016 rule's inputs, no direct term
     assert (rule.moments, rule.gradient_input, rule.direct, rule.output_init) == ((), True, False, 0.1)
     assert train == general.TRAIN
@@ -24,6 +25,7 @@ def test_variants_switch_one_method_off_each():
     assert general.variant(s, "no_curriculum")[1].curriculum == ()
     assert general.variant(s, "with_imitation")[1].imitate == "adam:0.01"
     assert general.variant(s, "no_scaling")[1].param_scale_spread == 1.0
+    assert general.variant(s, "with_warm_start")[1].warm_start == "adam:0.01:8000"
     assert "methods: moments, direct, curriculum, scaling" in general.describe_training(*general.variant(s, "general"))
     with pytest.raises(ValueError, match=r"unknown variants \['no_luck'\]"):
         general.GeneralConfig(variants=("no_luck",))

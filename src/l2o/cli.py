@@ -58,8 +58,9 @@ def add_dataclass(parser: argparse.ArgumentParser, cls, prefix: str = "", defaul
         elif isinstance(default, tuple):  # the element type from the default, else from the annotation
             found = re.search(r"tuple\[(int|float|str)", str(f.type))
             kind = type(default[0]) if default else {"int": int, "float": float, "str": str}[found.group(1) if found else "str"]
-            group.add_argument(flag, dest=dest, type=kind, nargs="+" if default else "*", default=default,
-                               help=f"{helps.get(f.name, '')} (default: {' '.join(map(str, default)) or 'none'})")
+            group.add_argument(flag, dest=dest, type=kind, nargs="*", default=default,  # the flag alone: none
+                               help=f"{helps.get(f.name, '')} (default: {' '.join(map(str, default)) or 'none'}"
+                                    f"{'; the flag alone: none' if default else ''})")
         else:
             group.add_argument(flag, dest=dest, type=type(default), default=default,
                                help=f"{helps.get(f.name, '')} (default: {default})".replace("%", "%%"))

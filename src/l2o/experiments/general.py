@@ -14,6 +14,8 @@ the slowest by far: with PES, about 40 minutes each). The methods, each an optio
     curriculum   episodes lengthened by stage up to 1,000 steps (Chen et al. 2020)              train.curriculum
     imitation    the distance to Adam's updates as an extra meta-loss term (Chen et al. 2020)   train.imitate
     scaling      problems rescaled per coordinate                                              train.param_scale_spread
+    warm_start   each episode's problems started where K ~ U{0…8000} steps of Adam (lr 0.01)
+                 got to, so short truncations see the late regime of long runs (l2o.tasks.warm) train.warm_start
 
 The recipe uses moments, direct, curriculum and scaling; imitation is left off, since the direct term already
 starts the rule at Adam (the ablation's with_imitation measures it). Switching moments off gives the 2016
@@ -49,6 +51,7 @@ TRAIN = TrainConfig(episodes=300, horizon=1000, unroll=25, curriculum=(100, 200,
                     meta_lr=1e-3, schedule="cosine", log_loss=True, clip=1.0, val_every=25, val_problems=2,
                     val_steps=500, val_metric="log_final", param_scale_spread=3.0, seed=0)
 IMITATE = "adam:0.01"  # where imitation is switched on: Adam at the direct term's starting learning rate
+WARM = "adam:0.01:8000"  # where warm starts are switched on: up to 8,000 steps of the same Adam first
 PLAIN = dict(moments=(), gradient_input=True, direct=False, output_init=0.1)  # the 2016 rule's inputs and output
 
 
@@ -72,6 +75,7 @@ METHODS = {
                   lambda r, t: (r, replace(t, imitate="" if t.imitate else IMITATE, imitate_weight=0.1))),
     "scaling": (lambda r, t: t.param_scale_spread > 1,
                 lambda r, t: (r, replace(t, param_scale_spread=1.0 if t.param_scale_spread > 1 else 3.0))),
+    "warm_start": (lambda r, t: bool(t.warm_start), lambda r, t: (r, replace(t, warm_start="" if t.warm_start else WARM))),
 }
 
 
