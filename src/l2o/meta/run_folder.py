@@ -16,6 +16,7 @@ process killed at any point leaves the previous version intact; a later run remo
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -43,7 +44,12 @@ def _lock(path: Path):
     handle = open(path, "a+")  # noqa: SIM115 - held for the life of the run
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as e:
+        if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):  # e.g. a file system without locks
+            handle.close()
+            warnings.warn(f"cannot lock {path} ({e}); nothing stops a second process from training this run at "
+                          f"the same time", stacklevel=3)
+            return None
         handle.seek(0)
         holder = handle.read().strip()
         handle.close()
