@@ -95,3 +95,17 @@ def test_lbfgs_solves_a_quadratic_far_faster_than_sgd():
     task = QuadraticFamily(dtype="float64").sample("test", 1, 16)
     gap = lambda rule: float((unroll(rule, task, 100).losses[-1] - task.solution_loss()).mean())  # noqa: E731
     assert gap(LBFGS(lr=1.0)) < 1e-9 and gap(make_rule("sgd", lr=0.01)) > 0.1
+
+
+def test_a_scaled_rule_multiplies_the_updates_only():
+    from l2o.rules.baselines import Adam
+    from l2o.rules.scaled import ScaledRule
+
+    params = {"w": torch.randn(2, 5)}
+    grads = {"w": torch.randn(2, 5)}
+    plain, scaled = Adam(lr=0.1), ScaledRule(Adam(lr=0.1), 2.5)
+    (u, s1), (v, s2) = plain.update(grads, plain.init(params)), scaled.update(grads, scaled.init(params))
+    assert torch.allclose(v["w"], 2.5 * u["w"]) and repr(s1) == repr(s2)  # the same state: the factor never reaches it
+    assert scaled.config() == {"name": "scaled", "factor": 2.5, "rule": plain.config()}
+    with pytest.raises(ValueError, match="factor must be > 0"):
+        ScaledRule(plain, 0)

@@ -12,32 +12,17 @@ import torch
 from l2o import checkpoint
 from l2o.meta.unroll import unroll
 from l2o.rules.baselines import Adam
+from l2o.rules.scaled import ScaledRule
 from l2o.tasks.art import ArtConfig
 from l2o.tasks.registry import make_family
 
 torch.set_num_threads(1)
-
-
-class Scaled:
-    """``rule``'s updates times ``factor``."""
-
-    def __init__(self, rule, factor):
-        self.rule, self.factor = rule, factor
-
-    def init(self, params):
-        return self.rule.init(params)
-
-    def update(self, grads, state, **kw):
-        updates, state = self.rule.update(grads, state)
-        return {k: v * self.factor for k, v in updates.items()}, state
-
-
 settings = {"train_style (64×64)": ArtConfig(), "new_style (128×128)": ArtConfig(size=128, style="swirls")}
 rule = checkpoint.load_rule("art").eval()
 lines = []
 for name, cfg in settings.items():
     task = make_family("art", **asdict(cfg)).sample("validation", 0, 2)
-    runs = {f"art × {f}": Scaled(rule, float(f)) for f in (sys.argv[1:] or ["0.7", "1", "1.4", "2"])}
+    runs = {f"art × {f}": ScaledRule(rule, float(f)) for f in (sys.argv[1:] or ["0.7", "1", "1.4", "2"])}
     runs["Adam (lr 0.316, tuned)"] = Adam(lr=0.316228)
     for label, r in runs.items():
         with torch.no_grad():

@@ -9,28 +9,13 @@ import torch
 from l2o import checkpoint
 from l2o.meta.unroll import unroll
 from l2o.rules.baselines import NAG
+from l2o.rules.scaled import ScaledRule
 from l2o.tasks.conv import ConvConfig, ConvFamily
 
 torch.set_num_threads(1)
-
-
-class Scaled:
-    """``rule``'s updates times ``factor``."""
-
-    def __init__(self, rule, factor):
-        self.rule, self.factor = rule, factor
-
-    def init(self, params):
-        return self.rule.init(params)
-
-    def update(self, grads, state, **kw):
-        updates, state = self.rule.update(grads, state)
-        return {k: v * self.factor for k, v in updates.items()}, state
-
-
 task = ConvFamily(ConvConfig(dataset="fashion-mnist", labels=(0, 1, 2, 3, 4))).sample("validation", 0, 2)
 rule = checkpoint.load_rule("docs/cifar/recipes/plain/train/lstm-long").eval()
-runs = {f"LSTM × {f}": Scaled(rule, float(f)) for f in (sys.argv[1:] or ["0.5", "1", "2", "4"])}
+runs = {f"LSTM × {f}": ScaledRule(rule, float(f)) for f in (sys.argv[1:] or ["0.5", "1", "2", "4"])}
 runs["NAG (lr 0.00316, tuned)"] = NAG(lr=0.00316228)
 for name, r in runs.items():
     with torch.no_grad():
