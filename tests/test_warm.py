@@ -57,3 +57,34 @@ def test_meta_training_on_warm_started_problems_is_a_function_of_its_settings(tm
     assert a.state.history == [{**h, "seconds": r["seconds"]} for h, r in zip(b.state.history, a.state.history)]
     assert parse(cfg.warm_start) == ("adam", 0.05, 60)
     assert '"warm_start": "adam:0.05:60"' in (tmp_path / "a" / "config.json").read_text()
+
+
+def test_self_warm_up_runs_the_rule_itself_then_meta_trains_a_later_window(tmp_path):
+    from l2o.meta.estimators import TruncatedBPTT
+    from l2o.meta.train import self_warm_up
+
+    cfg = TrainConfig(episodes=4, horizon=10, unroll=5, problems=4, val_every=2, val_problems=4, checkpoint_every=2,
+                      warm_start="self:60")
+    skips = [self_warm_up(cfg, e) for e in range(50)]
+    assert skips == [warm_up_steps("self:60", e) // 5 for e in range(50)] and max(skips) in (11, 12) and min(skips) == 0
+    assert self_warm_up(TrainConfig(warm_start="adam:0.01:60"), 3) == 0 and self_warm_up(TrainConfig(), 3) == 0
+    task = QuadraticFamily().sample("train", 0, 4)
+    rule = LSTMRule(preprocess=False, output_scale=0.1)
+    est = TruncatedBPTT(unroll=5)
+    carry = est.start(rule, task)
+    for k in range(3):  # three truncations without a meta-gradient = 15 steps of the rule, its state carried
+        carry = est.advance(rule, task, carry, k)
+    whole = unroll(rule, task, 15)
+    assert torch.allclose(carry[0]["theta"], whole.params["theta"], rtol=1e-5, atol=1e-6)
+    assert not carry[0]["theta"].requires_grad
+    a = meta_train(QuadraticFamily(), LSTMRule(preprocess=False, output_scale=0.1), cfg, tmp_path / "a", progress=False)
+    b = meta_train(QuadraticFamily(), LSTMRule(preprocess=False, output_scale=0.1), cfg, tmp_path / "b", progress=False,
+                   stop_after=2)
+    b = meta_train(QuadraticFamily(), LSTMRule(preprocess=False, output_scale=0.1), cfg, tmp_path / "b", progress=False,
+                   resume=True)
+    assert a.state.history == [{**h, "seconds": r["seconds"]} for h, r in zip(b.state.history, a.state.history)]
+    assert a.state.meta_steps == 4 * 2  # two truncations of the horizon per episode, whatever the warm-up
+    with pytest.raises(ValueError, match="needs truncated BPTT"):
+        TrainConfig(warm_start="self:100", estimator="pes")
+    with pytest.raises(ValueError, match="or self:MAX"):
+        TrainConfig(warm_start="self")

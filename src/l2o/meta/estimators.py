@@ -69,6 +69,16 @@ class TruncatedBPTT:
             return params, rule.init(params)
         return params, rule.init(params), self.teacher.init(params)
 
+    def advance(self, rule, task, carry, truncation):
+        """Truncation ``truncation`` run without a meta-gradient (a warm-up of the episode); the next carry."""
+        params, state = carry[:2]
+        teacher = (self.teacher, carry[2]) if self.teacher is not None else None
+        with torch.no_grad():
+            out = unroll(rule, task, self.unroll, params=params, state=state, start=truncation * self.unroll,
+                         teacher=teacher)
+        nxt = (detach(out.params), detach(out.state))
+        return nxt if teacher is None else (*nxt, detach(out.teacher_state))
+
     def estimate(self, rule, task, carry, truncation, objective):
         params, state = carry[:2]
         teacher = (self.teacher, carry[2]) if self.teacher is not None else None

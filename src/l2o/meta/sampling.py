@@ -47,8 +47,9 @@ def training_task(family: TaskFamily, cfg, episode: int, *, part: tuple[int, int
     task = task.to(device)
     if getattr(cfg, "warm_start", ""):  # started where K steps of a baseline got to (after narrowing: per problem)
         from l2o.rules.baselines import BASELINES
-        from l2o.tasks.warm import WarmStartedTask, parse, warm_up_steps
+        from l2o.tasks.warm import SELF, WarmStartedTask, parse, warm_up_steps
 
         name, lr, _ = parse(cfg.warm_start)
-        task = WarmStartedTask(task, BASELINES[name](lr=lr), warm_up_steps(cfg.warm_start, seed))
+        if name != SELF:  # "self": the training loop runs the rule itself first
+            task = WarmStartedTask(task, BASELINES[name](lr=lr), warm_up_steps(cfg.warm_start, seed))
     return task, scale

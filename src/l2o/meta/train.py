@@ -75,7 +75,7 @@ class TrainConfig:
     pes_pairs: int = 8  # PES: antithetic pairs of particles
     imitate: str = ""  # "NAME:LR", e.g. "adam:0.001": imitate that baseline's updates as an extra meta-loss term (Chen et al. 2020; truncated BPTT)
     imitate_weight: float = 1.0  # the imitation term's weight (relative squared distance between the updates)
-    warm_start: str = ""  # "NAME:LR:MAX", e.g. "adam:0.01:5000": each episode's problems first take K ~ U{0…MAX} steps of that baseline (l2o.tasks.warm); "": none
+    warm_start: str = ""  # "NAME:LR:MAX", e.g. "adam:0.01:5000": each episode's problems first take K ~ U{0…MAX} steps of that baseline; "self:MAX": of the rule itself, its state kept (l2o.tasks.warm); "": none
     curriculum: tuple[int, ...] = ()  # horizons of the training episodes by stage, each stage an equal share of the episodes (Chen et al. 2020); none: always `horizon`
 
     def __post_init__(self):
@@ -106,9 +106,10 @@ class TrainConfig:
                 raise ValueError(f"imitate must be NAME:LR with NAME one of {', '.join(BASELINES)} and LR > 0, with "
                                  f"truncated BPTT and imitate_weight >= 0; got {self.imitate!r}")
         if self.warm_start:
-            from l2o.tasks.warm import parse
+            from l2o.tasks.warm import SELF, parse
 
-            parse(self.warm_start)
+            if parse(self.warm_start)[0] == SELF and self.estimator != "tbptt":
+                raise ValueError(f"warm_start {self.warm_start!r} needs truncated BPTT (estimator tbptt)")
         if self.curriculum:
             if any(h < self.unroll or h % self.unroll for h in self.curriculum):
                 raise ValueError(f"every curriculum horizon must be a multiple of unroll ({self.unroll}), got "
@@ -187,6 +188,18 @@ def episode_horizon(cfg: TrainConfig, episode: int) -> int:
     if not cfg.curriculum:
         return cfg.horizon
     return cfg.curriculum[min(episode * len(cfg.curriculum) // cfg.episodes, len(cfg.curriculum) - 1)]
+
+
+def self_warm_up(cfg: TrainConfig, episode: int) -> int:
+    """With ``warm_start`` "self:MAX": the truncations that the rule runs at the start of ``episode`` without a
+    meta-gradient (K ~ U{0…MAX} steps from the episode's seed, rounded down to whole truncations); else 0."""
+    if not cfg.warm_start:
+        return 0
+    from l2o.tasks.warm import SELF, parse, warm_up_steps
+
+    if parse(cfg.warm_start)[0] != SELF:
+        return 0
+    return warm_up_steps(cfg.warm_start, problem_seed(cfg.seed, episode)) // cfg.unroll
 
 
 def _lr(cfg: TrainConfig, episode: int) -> float:
@@ -317,9 +330,16 @@ def meta_train(
                 return loss if weight == 1 else loss * weight
 
             carry = estimator.start(rule, task, problem_seed(cfg.seed, state.episode))
-            for k in range(episode_horizon(cfg, state.episode) // cfg.unroll):
+            skip = self_warm_up(cfg, state.episode)  # truncations the rule runs first without a meta-gradient
+            if skip:
+                rule.eval()
+                for k in range(skip):
+                    carry = estimator.advance(rule, task, carry, k)
+                rule.train()
+            for k in range(skip, skip + episode_horizon(cfg, state.episode) // cfg.unroll):
                 opt.zero_grad(set_to_none=True)
-                loss, carry = estimator.estimate(rule, task, carry, k, episode_objective)
+                loss, carry = estimator.estimate(rule, task, carry, k,
+                                                 lambda losses, t, extra=None: episode_objective(losses, t - skip, extra))
                 has_grads = any(p.grad is not None for p in rule.parameters())
                 comm.all_reduce_grads(rule)  # several processes: the sum of their shares' gradients
                 norm = torch.nn.utils.clip_grad_norm_(rule.parameters(), cfg.clip or math.inf) if has_grads \

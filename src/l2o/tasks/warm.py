@@ -9,7 +9,12 @@ LSTM state from zero). The warm-up runs once, without gradients, when the task i
 Meta-training uses it through ``TrainConfig.warm_start = "NAME:LR:MAX"``: each episode's problems are first
 optimised by that baseline for K steps, K drawn uniformly from 0 … MAX by the episode's seed, so the episodes
 cover the early and the late regime of runs up to MAX steps long while each meta-gradient sees only its
-truncation. A problem's warm-up depends on that problem alone (the baselines treat the problems of a batch
+truncation. The learned rule then starts with a fresh state where the baseline stopped, which is not where its
+own run would be: with Adam's, a fresh state's first steps are about lr per coordinate whatever the gradient, a
+kick that a converged problem pays for (docs/general.md). ``"self:MAX"`` avoids that: the rule being trained
+runs the first K steps itself (rounded down to whole truncations, without gradients) and keeps its state, so
+meta-training sees a random window of its own run of up to MAX + horizon steps (``l2o.meta.train``; truncated
+BPTT only). A problem's warm-up depends on that problem alone (the baselines treat the problems of a batch
 independently), so a part of a batch (several processes) is warmed up after it is taken, as it would be in the
 whole.
 """
@@ -21,20 +26,27 @@ from torch import Tensor
 
 from l2o.tasks.base import Params, Task, narrow
 
+SELF = "self"  # warm_start "self:MAX": the rule being trained warms the problems up itself (l2o.meta.train)
+
 
 def parse(spec: str) -> tuple[str, float, int]:
-    """``"NAME:LR:MAX"`` → (baseline name, learning rate, most warm-up steps); a clear error otherwise."""
+    """``"NAME:LR:MAX"`` → (baseline name, learning rate, most warm-up steps), ``"self:MAX"`` → ("self", 0.0, most
+    steps); a clear error otherwise."""
     from l2o.rules.baselines import BASELINES
 
     parts = spec.split(":")
     try:
-        name, lr, most = parts[0], float(parts[1]), int(parts[2])
-        ok = len(parts) == 3 and name in BASELINES and lr > 0 and most >= 0
+        if parts[0] == SELF:
+            name, lr, most = SELF, 0.0, int(parts[1])
+            ok = len(parts) == 2 and most >= 0
+        else:
+            name, lr, most = parts[0], float(parts[1]), int(parts[2])
+            ok = len(parts) == 3 and name in BASELINES and lr > 0 and most >= 0
     except (IndexError, ValueError):
         ok = False
     if not ok:
         raise ValueError(f"warm_start must be NAME:LR:MAX (NAME one of {', '.join(BASELINES)}, LR > 0, MAX >= 0 "
-                         f"warm-up steps), e.g. adam:0.01:5000; got {spec!r}")
+                         f"warm-up steps), e.g. adam:0.01:5000, or self:MAX; got {spec!r}")
     return name, lr, most
 
 
