@@ -150,8 +150,14 @@ def variant(s: Settings, name: str) -> tuple[LSTMConfig, TrainConfig]:
 
 def describe_training(rule: LSTMConfig, train: TrainConfig, only: str = "all") -> str:
     on = [m for m, (uses, _) in METHODS.items() if uses(rule, train)]
-    return (f"{describe_members(only)}; horizons up to {max(train.curriculum or (train.horizon,))} steps; methods: "
-            f"{', '.join(on) or 'none'}")
+    horizon = f"horizons up to {max(train.curriculum or (train.horizon,))} steps"
+    if train.warm_start:
+        from l2o.tasks.warm import SELF, parse
+
+        name, lr, most = parse(train.warm_start)
+        horizon += (f", each after up to {most:,} steps of " +
+                    ("the rule itself (no meta-gradient)" if name == SELF else f"{name} (lr {lr:g})"))
+    return f"{describe_members(only)}; {horizon}; methods: {', '.join(on) or 'none'}"
 
 
 def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, progress: bool = True,
