@@ -61,8 +61,8 @@ def plot_panels(panels: list[tuple[dict[str, Any], str]], path: str | Path, supt
         _curves(ax, results, band=False)
         ax.set_title(title, fontsize=10)
         ax.legend(frameon=False, fontsize=7)
-    if suptitle:
-        fig.suptitle(suptitle)
+    if suptitle:  # wrapped to the panels' width, as plot_images's
+        fig.suptitle(textwrap.fill(suptitle, width=int(4.2 * len(panels) * 10)), fontsize=10)
     fig.tight_layout()
     _save(fig, path)
 
