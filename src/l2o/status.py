@@ -4,7 +4,8 @@ headers (no weights are loaded), so it can be asked while the work runs.
     l2o status docs/cifar
 
 For a run: episodes done of its total, its best validation so far, its meta-training time, and what is left at
-the average pace so far (an estimate: a curriculum's later episodes cost more). For a progress file
+the average pace so far (an estimate: a curriculum's later episodes cost more); and, where the system's table of
+locks can be read (Linux), whether a process is meta-training it now (it holds the run's lock). For a progress file
 (``*.partial.json``, see ``l2o.partial``): how many pieces are done. A finished suite's ``summary.json`` is listed.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from l2o import checkpoint, partial
-from l2o.meta.run_folder import CONFIG, HISTORY, STATE
+from l2o.meta.run_folder import CONFIG, HISTORY, STATE, lock_holder
 
 
 def run_status(folder: str | Path, config: dict | None = None) -> dict[str, Any]:
@@ -30,6 +31,7 @@ def run_status(folder: str | Path, config: dict | None = None) -> dict[str, Any]
         out.update(episodes=int(train["episodes"]), metric=train.get("val_metric", "final"))
     except (OSError, ValueError, KeyError, TypeError) as e:
         return {**out, "error": f"{folder / CONFIG} is not a run's settings file: {e}"}
+    out["pid"] = lock_holder(folder)  # the process meta-training it now, where the system says (Linux)
     if not (folder / STATE).is_file():
         note = "its settings and history only, no resumable state" if (folder / HISTORY).is_file() else \
             "no checkpoint yet"
@@ -88,6 +90,10 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
+def _training(r: dict) -> str:
+    return f"; being meta-trained now (pid {r['pid']})" if r.get("pid") else ""
+
+
 def report(root: str | Path) -> str:
     """``scan(root)`` as lines of text."""
     found = scan(root)
@@ -96,7 +102,7 @@ def report(root: str | Path) -> str:
         if "error" in r:
             lines.append(f"{r['path']}: unreadable: {r['error']}")
         elif "note" in r:
-            lines.append(f"{r['path']}: {r['note']} ({r['episodes']} episodes)")
+            lines.append(f"{r['path']}: {r['note']} ({r['episodes']} episodes)" + _training(r))
         else:
             best = (f"best {r['metric']} {r['best_metric']:.4g} at episode {r['best_episode']}"
                     if r["best_episode"] is not None and r["best_episode"] >= 0 else "not validated yet")
@@ -104,7 +110,7 @@ def report(root: str | Path) -> str:
             lines.append(f"{r['path']}: {r['episode']}/{r['episodes']} episodes, {best}, "
                          f"{_duration(r['seconds'])} of meta-training"
                          + (f" ({_duration(r['cpu_seconds'])} of CPU)" if r.get("cpu_seconds") is not None else "")
-                         + f", {where}; saved {_duration(r['age'])} ago")
+                         + f", {where}; saved {_duration(r['age'])} ago" + _training(r))
     for p in found["progress"]:
         lines.append(f"{p['path']}: unreadable: {p['error']}" if "error" in p else
                      f"{p['path']}: {p['pieces']} pieces done (in progress; saved {_duration(p['age'])} ago)")

@@ -33,6 +33,24 @@ STATE, BEST, CONFIG, HISTORY = "state.safetensors", "best.safetensors", "config.
 LOCK = ".lock"
 
 
+def lock_holder(folder: str | Path) -> int | None:
+    """The pid of the process meta-training the run in ``folder`` (holding its lock), read from the kernel's
+    table of locks (Linux's /proc/locks) without taking the lock; None if none holds it or where that table
+    cannot be read."""
+    path = Path(folder) / LOCK
+    try:
+        st = path.stat()
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        if "FLOCK" in fields and len(fields) >= 6 and fields[5] == dev and fields[4].isdigit():
+            return int(fields[4])
+    return None
+
+
 def _lock(path: Path):
     """An open handle holding an exclusive advisory lock on ``path`` (released when it is closed, or when the
     process ends however it ends); a clear error if another process holds it. None where the platform has no
