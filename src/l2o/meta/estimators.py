@@ -155,8 +155,7 @@ def make(cfg) -> GradientEstimator:
     if cfg.estimator == "pes":
         return PES(cfg.unroll, cfg.pes_sigma, cfg.pes_pairs)
     if cfg.imitate:
-        from l2o.rules import make_rule
+        from l2o.rules.baselines import from_spec
 
-        name, _, lr = cfg.imitate.partition(":")
-        return TruncatedBPTT(cfg.unroll, cfg.second_order, make_rule(name, lr=float(lr)), cfg.imitate_weight)
+        return TruncatedBPTT(cfg.unroll, cfg.second_order, from_spec(cfg.imitate), cfg.imitate_weight)
     return TruncatedBPTT(cfg.unroll, cfg.second_order)

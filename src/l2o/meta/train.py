@@ -95,14 +95,9 @@ class TrainConfig:
             if not (math.isfinite(value) and value >= 1.0):
                 raise ValueError(f"{name} must be a finite number >= 1, got {value}")
         if self.imitate:
-            name, _, lr = self.imitate.partition(":")
-            from l2o.rules.baselines import BASELINES
+            from l2o.rules.baselines import BASELINES, from_spec
 
-            try:
-                ok = name in BASELINES and float(lr) > 0
-            except ValueError:
-                ok = False
-            if not ok or self.estimator != "tbptt" or self.imitate_weight < 0:
+            if from_spec(self.imitate) is None or self.estimator != "tbptt" or self.imitate_weight < 0:
                 raise ValueError(f"imitate must be NAME:LR with NAME one of {', '.join(BASELINES)} and LR > 0, with "
                                  f"truncated BPTT and imitate_weight >= 0; got {self.imitate!r}")
         if self.warm_start:
@@ -233,6 +228,18 @@ def meta_train(
     on every device). ``estimator``: the meta-gradient estimator (default: truncated BPTT with the run's
     ``unroll`` and ``second_order``; ``cfg.estimator`` names another).
     """
+    folder = RunFolder(run_dir) if run_dir is not None else None
+    try:
+        return _meta_train(family, rule, cfg, folder, resume=resume, stop_after=stop_after, progress=progress,
+                           info=info, reinit=reinit, device=device, on_validate=on_validate, estimator=estimator)
+    finally:
+        if folder is not None:
+            folder.close()  # the run's lock, however the call ends: an interrupted run can be resumed at once
+
+
+def _meta_train(family, rule, cfg, folder: RunFolder | None, *, resume, stop_after, progress, info, reinit, device,
+                on_validate, estimator) -> TrainResult:
+    """``meta_train``'s work, in the run folder ``folder`` (opened here; closed by the caller)."""
     if reinit:  # φ's initialisation comes from the seed (or init_from): the run is a function of its config
         torch.manual_seed(cfg.seed)
         rule.reset_parameters()
@@ -253,19 +260,14 @@ def meta_train(
     world = distributed.current()
     comm = distributed.Communicator(world)
     mine, val_mine = distributed.share(cfg.problems, world), distributed.share(cfg.val_problems, world)
-    folder = RunFolder(run_dir) if run_dir is not None else None
     if folder is not None:
         if resume == "auto":
             resume = folder.has_state()
-        try:
-            resumed = folder.open(config, resume=resume, progress=progress and world.main) if world.main else None
-            comm.barrier()  # process 0 has checked and prepared the folder
-            if resumed or (resumed is None and resume and folder.has_state()):
-                best, avg, saved = folder.load_state(rule, opt, config, checkpoint.jsonable(asdict(TrainConfig())))
-                state = TrainState(**saved)
-        except BaseException:
-            folder.close()
-            raise
+        resumed = folder.open(config, resume=resume, progress=progress and world.main) if world.main else None
+        comm.barrier()  # process 0 has checked and prepared the folder
+        if resumed or (resumed is None and resume and folder.has_state()):
+            best, avg, saved = folder.load_state(rule, opt, config, checkpoint.jsonable(asdict(TrainConfig())))
+            state = TrainState(**saved)
         comm.check_same(state.episode, f"the episode to resume {folder.path} from; every process must read the "
                         f"run folder (on several machines, put --out on a file system they share)")
     if not state.kernels or state.kernels[-1]["kernel"] != config["implementation"]["kernel"]:
@@ -363,16 +365,10 @@ def meta_train(
                 validate()
             if folder is not None and (state.episode % cfg.checkpoint_every == 0 or state.episode == end):
                 save()
-    except BaseException:
-        if folder is not None:
-            folder.close()  # the run's lock: an interrupted run can be resumed at once, in this process too
-        raise
     finally:
         bar.close()
-    if folder is not None:
-        if state.episode == 0:
-            save()
-        folder.close()
+    if folder is not None and state.episode == 0:
+        save()
     comm.barrier()  # several processes: process 0's files are written before any process returns
     rule.load_state_dict(best)
     rule.eval()

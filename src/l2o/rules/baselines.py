@@ -150,3 +150,14 @@ from l2o.rules.lbfgs import LBFGS  # noqa: E402 - a baseline with its own module
 
 # the paper's four; L-BFGS is tuned and evaluated where asked for (``l2o tune --baselines ... lbfgs``)
 BASELINES = {"sgd": SGD, "nag": NAG, "rmsprop": RMSprop, "adam": Adam, "lbfgs": LBFGS}
+
+
+def from_spec(spec: str):
+    """The baseline ``"NAME:LR"`` names (e.g. "adam:0.01", as imitation and warm starts take it), or None if
+    ``spec`` is not one of the baselines with a positive learning rate."""
+    name, _, lr = spec.partition(":")
+    try:
+        rate = float(lr)
+    except ValueError:
+        return None
+    return BASELINES[name](lr=rate) if name in BASELINES and rate > 0 else None

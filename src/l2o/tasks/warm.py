@@ -32,22 +32,18 @@ SELF = "self"  # warm_start "self:MAX": the rule being trained warms the problem
 def parse(spec: str) -> tuple[str, float, int]:
     """``"NAME:LR:MAX"`` → (baseline name, learning rate, most warm-up steps), ``"self:MAX"`` → ("self", 0.0, most
     steps); a clear error otherwise."""
-    from l2o.rules.baselines import BASELINES
+    from l2o.rules.baselines import BASELINES, from_spec
 
-    parts = spec.split(":")
+    head, _, most = spec.rpartition(":")
+    baseline = None if head == SELF else from_spec(head)
     try:
-        if parts[0] == SELF:
-            name, lr, most = SELF, 0.0, int(parts[1])
-            ok = len(parts) == 2 and most >= 0
-        else:
-            name, lr, most = parts[0], float(parts[1]), int(parts[2])
-            ok = len(parts) == 3 and name in BASELINES and lr > 0 and most >= 0
-    except (IndexError, ValueError):
-        ok = False
-    if not ok:
+        steps = int(most)
+    except ValueError:
+        steps = -1
+    if (head != SELF and baseline is None) or steps < 0:
         raise ValueError(f"warm_start must be NAME:LR:MAX (NAME one of {', '.join(BASELINES)}, LR > 0, MAX >= 0 "
                          f"warm-up steps), e.g. adam:0.01:5000, or self:MAX; got {spec!r}")
-    return name, lr, most
+    return (SELF, 0.0, steps) if baseline is None else (head.partition(":")[0], baseline.lr, steps)
 
 
 def warm_up_steps(spec: str, seed: int) -> int:
