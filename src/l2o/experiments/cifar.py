@@ -224,9 +224,10 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     tasks = eval_tasks(s)
     e = s.experiment
     needs_sub = any(getattr(cfg, "labels", ()) for cfg, _ in tasks.values())  # only the subsets evaluate LSTM-sub
-    which = {"all": "the two-LSTM optimizer on {}" + (", and LSTM-sub on classes {}" if needs_sub else ""),
-             "lstm": "the two-LSTM optimizer on {}", "sub": "LSTM-sub alone, on classes {1}"}[e.optimizers]
-    log("1/2 meta-training " + which.format(describe(replace(s.task, labels=())), list(SUB_LABELS)))
+    lstm = f"the two-LSTM optimizer on {describe(replace(s.task, labels=()))}"
+    which = {"all": lstm + (f", and LSTM-sub on classes {list(SUB_LABELS)}" if needs_sub else ""), "lstm": lstm,
+             "sub": f"LSTM-sub alone, on classes {list(SUB_LABELS)}"}[e.optimizers]
+    log(f"1/2 meta-training {which}")
     kw = dict(data_dir=data_dir, progress=progress, device=device, implementation=implementation, log=log)
     if e.optimizers != "all":  # one optimizer alone; the other, and the evaluation, are another process's
         cfg = replace(s.task, labels=SUB_LABELS if e.optimizers == "sub" else ())
