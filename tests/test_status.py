@@ -94,21 +94,13 @@ def test_cpu_time_is_counted_across_resumes_and_shown_only_when_it_covers_the_wh
 
 @pytest.mark.skipif(not Path("/proc/locks").is_file(), reason="the kernel's table of locks is Linux's")
 def test_a_run_being_trained_now_says_by_which_process(tmp_path):
-    import subprocess
-    import sys
+    from problems import lock_held_elsewhere
 
     run = tmp_path / "run"
     meta_train(QuadraticFamily(), LSTMRule(preprocess=False), TrainConfig(episodes=2, horizon=10, unroll=5, problems=2,
                val_every=1, val_problems=2), run, progress=False, stop_after=1)
     assert "being meta-trained" not in status.report(tmp_path)  # this process let go of it when it returned
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f.fileno(), fcntl.LOCK_EX); "
-        "print('held', flush=True); time.sleep(60)"), str(run / ".lock")], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(run / ".lock") as holder:
         assert "1/2 episodes" in status.report(tmp_path)
         assert f"; being meta-trained now (pid {holder.pid})" in status.report(tmp_path)
-    finally:
-        holder.kill()
-        holder.wait()
     assert "being meta-trained" not in status.report(tmp_path)

@@ -265,24 +265,15 @@ def test_second_order_runs_on_pytorch_and_says_so(tmp_path):
 def test_a_second_process_on_the_same_run_stops_with_a_clear_error(tmp_path):
     """While one process meta-trains a run (it holds the folder's lock), another started on the same folder stops
     before reading or writing anything; once the first has ended, the run resumes."""
-    import subprocess
-    import sys
+    from problems import lock_held_elsewhere
 
     fam, cfg = QuadraticFamily(), TrainConfig(episodes=2, **SMALL)
     meta_train(fam, _rule(), cfg, tmp_path, progress=False, stop_after=1)
     before = (tmp_path / "state.safetensors").read_bytes()
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f.fileno(), fcntl.LOCK_EX); "
-        "f.truncate(0); f.write('4242'); f.flush(); print('held', flush=True); time.sleep(60)"), str(tmp_path / ".lock")],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(tmp_path / ".lock", "4242"):
         with pytest.raises(RuntimeError, match=r"is being meta-trained by another process \(pid 4242\); wait"):
             meta_train(fam, _rule(), cfg, tmp_path, progress=False, resume=True)
         assert (tmp_path / "state.safetensors").read_bytes() == before
-    finally:
-        holder.kill()
-        holder.wait()
     assert meta_train(fam, _rule(), cfg, tmp_path, progress=False, resume=True).state.episode == 2
     # this process released the lock when it returned: the same folder can be opened again at once
     assert meta_train(fam, _rule(), cfg, tmp_path, progress=False, resume=True).state.episode == 2
