@@ -92,6 +92,27 @@ def test_one_optimizer_alone_then_the_whole_suite_reuses_it(generated, tmp_path)
         cifar.ExperimentConfig(optimizers="both")
 
 
+def test_the_suite_evaluates_without_lstm_sub_while_another_process_trains_it(generated, tmp_path):
+    from problems import lock_held_elsewhere
+    settings = tiny("five", long_episodes=0)
+    (tmp_path / "train" / "sub").mkdir(parents=True)
+    messages = []
+    with lock_held_elsewhere(tmp_path / "train" / "sub" / ".lock", "4242") as holder:
+        summary = cifar.run(tmp_path, settings, progress=False, log=messages.append)
+    assert summary["pending"] == {"sub": f"being meta-trained in {tmp_path / 'train' / 'sub'} by another process "
+                                         f"(pid {holder.pid})"}
+    assert any("evaluating without it now" in m for m in messages)
+    assert set(summary["tasks"]["five"]) == {"description", cifar.LEARNED} and "sub" not in summary["runs"]
+    assert "Incomplete: LSTM-sub was being meta-trained" in (tmp_path / "results.md").read_text()
+    assert not (tmp_path / "train" / "sub" / "state.safetensors").exists()
+    results = tmp_path / "tasks" / "five" / "results.json"
+    before = json.loads(results.read_text())["rules"]
+    summary = cifar.run(tmp_path, settings, progress=False, log=lambda *a: None)  # the lock is free: trains sub
+    assert summary["pending"] == {} and set(summary["tasks"]["five"]) == {"description", cifar.LEARNED, cifar.SUB}
+    after = json.loads(results.read_text())["rules"]
+    assert after["adam"]["mean"] == before["adam"]["mean"] and after[cifar.LEARNED] == before[cifar.LEARNED]
+
+
 def test_only_the_ten_class_task_trains_no_sub(generated, tmp_path):
     summary = cifar.run(tmp_path, tiny("ten", long_episodes=0), progress=False, log=lambda *a: None)
     assert list(summary["tasks"]) == ["ten"] and not (tmp_path / "train" / "sub").exists()
