@@ -206,3 +206,44 @@ def test_scale_correction_starts_as_adam_is_bounded_and_agrees_between_implement
     assert LSTMRule(cfg).config()["correction"] == "scale" and "correction" not in LSTMRule(moments=(0.9,)).config()
     with pytest.raises(ValueError, match="correction"):
         LSTMConfig(correction="scale")
+
+
+def test_second_moment_decay_and_a_correction_that_fades_with_the_step_count():
+    """second_moment is Adam's β2 for the moment features (the untrained rule is Adam with that β2);
+    correction_decay τ fades the LSTM's factor: exp(κ tanh(·) τ/(τ+t)), so a saturated LSTM multiplies the step
+    by e^κ at t = 0+ and by e^(κ τ/(τ+t)) later, in both implementations."""
+    from l2o import kernels
+    from l2o.rules.baselines import Adam
+
+    implementations = ["torch"] + (["fused"] if kernels.lstm_step() is not None else [])
+    cfg = LSTMConfig(moments=(0.5, 0.9), gradient_input=False, direct=True, learn_direct=False, correction="scale",
+                     correction_scale=2.0, output_scale=0.01, output_init=0.0, second_moment=0.9999)
+    params = {"w": torch.randn(3, 4)}
+    grads = [{"w": torch.randn(3, 4) * (1 if k < 1000 else 10)} for k in range(1020)]  # late growth: β2 matters
+    for implementation in implementations:
+        rule, adam, plain = LSTMRule(cfg, implementation=implementation), Adam(0.01, beta2=0.9999), Adam(0.01)
+        state, a_state, p_state = rule.init(params), adam.init(params), plain.init(params)
+        with torch.no_grad():
+            for g in grads:
+                u, state = rule.update(g, state)
+                ua, a_state = adam.update(g, a_state)
+                up, p_state = plain.update(g, p_state)
+        # the rule's bias correction 1 − β2^t is computed in float32 (t is a tensor): ~1e-4 relative at β2 = 0.9999
+        torch.testing.assert_close(u["w"], ua["w"], rtol=3e-4, atol=1e-8)
+        assert ((u["w"] - up["w"]) / up["w"]).abs().max() > 0.01  # β2 = 0.999 differs by more than 1%
+    for implementation in implementations:
+        fading = LSTMRule(replace(cfg, output_init=1.0, correction_decay=10.0), implementation=implementation)
+        with torch.no_grad():
+            fading.out.bias.fill_(50.0)  # saturated: tanh = 1
+            g, state = torch.randn(6), fading.init_flat(6)
+            for t in range(1, 31):
+                feats, _ = fading._moment_features(g, state)
+                update, state = fading.step_flat(g, state)
+                if t in (1, 30):
+                    torch.testing.assert_close(update, 0.01 * (feats @ fading.direct) * math.exp(2.0 * 10 / (10 + t)),
+                                               rtol=1e-5, atol=1e-9)
+    assert LSTMRule(cfg).config()["second_moment"] == 0.9999 and "second_moment" not in LSTMRule(moments=(0.9,)).config()
+    with pytest.raises(ValueError, match="second_moment"):
+        LSTMConfig(second_moment=0.99)
+    with pytest.raises(ValueError, match="correction_decay"):
+        LSTMConfig(moments=(0.9,), direct=True, correction_decay=5.0)

@@ -76,6 +76,8 @@ class LSTMConfig:
     correction_scale: float = 1.0  # with direct: the LSTM's output W h + b is further multiplied by this
     correction: str = "add"  # with direct: "add" the LSTM's output to d · f, or "scale" d · f by exp(κ tanh(W h + b))
     learn_direct: bool = True  # with direct: d is meta-trained; off: d stays at Adam's step (a fixed buffer)
+    second_moment: float = 0.999  # with moments: the decay of v in √v̂ (Adam's β2)
+    correction_decay: float = 0.0  # with correction "scale": τ > 0 fades the LSTM's factor as exp(κ tanh(·) τ/(τ+t))
 
     def __post_init__(self):
         if self.hidden_size < 1 or self.num_layers < 1:
@@ -97,6 +99,12 @@ class LSTMConfig:
             raise ValueError("learn_direct=False needs direct (it fixes the direct term)")
         if self.correction not in ("add", "scale") or (self.correction == "scale" and not self.direct):
             raise ValueError(f"correction must be 'add' or 'scale' ('scale' with direct), got {self.correction!r}")
+        if not 0 < self.second_moment < 1 or (self.second_moment != 0.999 and not self.moments):
+            raise ValueError(f"second_moment must be in (0, 1), and differ from 0.999 only with moments; got "
+                             f"{self.second_moment}")
+        if self.correction_decay < 0 or (self.correction_decay and self.correction != "scale"):
+            raise ValueError(f"correction_decay must be >= 0, and > 0 only with correction 'scale'; got "
+                             f"{self.correction_decay}")
         if self.correction_scale <= 0 or (self.correction_scale != 1 and not self.direct):
             raise ValueError(f"correction_scale must be > 0, and differ from 1 only with direct (without it, "
                              f"output_scale is the LSTM output's only scale); got {self.correction_scale}")
@@ -129,11 +137,9 @@ class LSTMState(NamedTuple):
 
 
 # settings added after the first checkpoints: left out of a rule's config while at their defaults
-OMITTED_AT_DEFAULT = ("gac", "moments", "direct", "correction_scale", "correction", "learn_direct", "gradient_input")
+OMITTED_AT_DEFAULT = ("gac", "moments", "direct", "correction_scale", "correction", "learn_direct", "gradient_input",
+                      "second_moment", "correction_decay")
 DEFAULTS = {f.name: f.default for f in fields(LSTMConfig)}
-
-SECOND_MOMENT = 0.999  # the decay of v, as Adam's default
-
 
 def flatten(tensors: Params) -> Tensor:
     """Concatenate every tensor of ``tensors`` into one vector of coordinates."""
@@ -303,7 +309,7 @@ class LSTMRule(nn.Module):
                 into = None if out is None else (out.h[0], out.c[0], out.h[1], out.c[1])
                 update, (h1, c1, h2, c2) = fused_lstm.step(kernels.lstm_step(), settings, self.cells, self.out, grad, old,
                                                            into, extra)
-                update = self._combine(update, extra)
+                update = self._combine(update, extra, moments[2][0] if moments else None)
                 if out is not None and not any(t.requires_grad for t in (h1, c1, h2, c2)):
                     for dst, src in zip(out.m + out.v + out.t, sum(moments, ())):  # the moments' new state
                         dst.copy_(src)
@@ -320,7 +326,8 @@ class LSTMRule(nn.Module):
             cs.append(c)
             x = h
         lstm = self.out(x).squeeze(-1) * self._lstm_multiplier()
-        update = self._combine(lstm, features[:, -self.direct.shape[0]:] if self.cfg.direct else None)
+        update = self._combine(lstm, features[:, -self.direct.shape[0]:] if self.cfg.direct else None,
+                               extra[2][0] if extra else None)
         return update, LSTMState(tuple(hs), tuple(cs), *extra)
 
     def _lstm_multiplier(self) -> float:
@@ -328,14 +335,18 @@ class LSTMRule(nn.Module):
         1 for "scale" (κ then bounds the factor, in ``_combine``)."""
         return self.cfg.correction_scale * self.cfg.output_scale if self.cfg.correction == "add" else 1.0
 
-    def _combine(self, lstm: Tensor, features: Tensor | None) -> Tensor:
-        """The update from the LSTM's scaled output and, with ``direct``, the moment features."""
+    def _combine(self, lstm: Tensor, features: Tensor | None, steps: Tensor | None = None) -> Tensor:
+        """The update from the LSTM's scaled output and, with ``direct``, the moment features (``steps``: each
+        coordinate's step count t, for ``correction_decay``)."""
         if not self.cfg.direct:
             return lstm
         base = self.cfg.output_scale * (features @ self.direct)
         if self.cfg.correction == "add":
             return lstm + base
-        return base * torch.exp(self.cfg.correction_scale * torch.tanh(lstm))
+        exponent = self.cfg.correction_scale * torch.tanh(lstm)
+        if self.cfg.correction_decay:  # the factor fades to 1: late in a run the rule is its direct term
+            exponent = exponent * (self.cfg.correction_decay / (self.cfg.correction_decay + steps))
+        return base * torch.exp(exponent)
 
     def _features(self, grad: Tensor, state: LSTMState) -> tuple[Tensor, tuple]:
         """The LSTM's input (N, input_size) and the moments' next state ((m…), (v,), (t,)), empty without."""
@@ -349,8 +360,9 @@ class LSTMRule(nn.Module):
         """The moment inputs (N, 1 + len(moments)): ∇/√v̂ and m̂_β/√v̂ per decay, and the moments' next state."""
         g = grad.detach() if not torch.is_grad_enabled() else grad
         t = state.t[0] + 1
-        v = SECOND_MOMENT * state.v[0] + (1 - SECOND_MOMENT) * g * g
-        root = (v / (1 - SECOND_MOMENT ** t)).sqrt() + 1e-8
+        b2 = self.cfg.second_moment
+        v = b2 * state.v[0] + (1 - b2) * g * g
+        root = (v / (1 - b2 ** t)).sqrt() + 1e-8
         ms = tuple(b * m + (1 - b) * g for b, m in zip(self.cfg.moments, state.m))
         feats = [g / root] + [m / (1 - b ** t) / root for b, m in zip(self.cfg.moments, ms)]
         return torch.stack(feats, dim=1), (ms, (v,), (t,))
