@@ -242,6 +242,15 @@ def test_second_moment_decay_and_a_correction_that_fades_with_the_step_count():
                 if t in (1, 30):
                     torch.testing.assert_close(update, 0.01 * (feats @ fading.direct) * math.exp(2.0 * 10 / (10 + t)),
                                                rtol=1e-5, atol=1e-9)
+    eps = LSTMRule(replace(cfg, second_moment=0.999, moment_eps=1e-3), implementation="torch")
+    adam, state, a_state = Adam(0.01, eps=1e-3), eps.init(params), Adam(0.01).init(params)
+    with torch.no_grad():
+        for g in grads[:3]:
+            u, state = eps.update({"w": g["w"] * 1e-3}, state)  # √v̂ near ε: the two differ unless ε is used
+            ua, a_state = adam.update({"w": g["w"] * 1e-3}, a_state)
+    torch.testing.assert_close(u["w"], ua["w"], rtol=1e-5, atol=1e-9)
+    with pytest.raises(ValueError, match="moment_eps"):
+        LSTMConfig(moment_eps=1e-3)
     assert LSTMRule(cfg).config()["second_moment"] == 0.9999 and "second_moment" not in LSTMRule(moments=(0.9,)).config()
     with pytest.raises(ValueError, match="second_moment"):
         LSTMConfig(second_moment=0.99)

@@ -48,6 +48,8 @@ VARIANTS = {
     "beta2_.9999": Adam(0.01, beta2=0.9999),
     "clip_1": ClipAdam(0.01, clip=1.0),
     "eps_1e-4": Adam(0.01, eps=1e-4),
+    "eps_1e-5": Adam(0.01, eps=1e-5),
+    "eps_1e-6": Adam(0.01, eps=1e-6),
 }
 
 act = sys.argv[1]

@@ -77,6 +77,7 @@ class LSTMConfig:
     correction: str = "add"  # with direct: "add" the LSTM's output to d · f, or "scale" d · f by exp(κ tanh(W h + b))
     learn_direct: bool = True  # with direct: d is meta-trained; off: d stays at Adam's step (a fixed buffer)
     second_moment: float = 0.999  # with moments: the decay of v in √v̂ (Adam's β2)
+    moment_eps: float = 1e-8  # with moments: the features divide by √v̂ + this (Adam's ε)
     correction_decay: float = 0.0  # with correction "scale": τ > 0 fades the LSTM's factor as exp(κ tanh(·) τ/(τ+t))
 
     def __post_init__(self):
@@ -102,6 +103,8 @@ class LSTMConfig:
         if not 0 < self.second_moment < 1 or (self.second_moment != 0.999 and not self.moments):
             raise ValueError(f"second_moment must be in (0, 1), and differ from 0.999 only with moments; got "
                              f"{self.second_moment}")
+        if self.moment_eps <= 0 or (self.moment_eps != 1e-8 and not self.moments):
+            raise ValueError(f"moment_eps must be > 0, and differ from 1e-8 only with moments; got {self.moment_eps}")
         if self.correction_decay < 0 or (self.correction_decay and self.correction != "scale"):
             raise ValueError(f"correction_decay must be >= 0, and > 0 only with correction 'scale'; got "
                              f"{self.correction_decay}")
@@ -138,7 +141,7 @@ class LSTMState(NamedTuple):
 
 # settings added after the first checkpoints: left out of a rule's config while at their defaults
 OMITTED_AT_DEFAULT = ("gac", "moments", "direct", "correction_scale", "correction", "learn_direct", "gradient_input",
-                      "second_moment", "correction_decay")
+                      "second_moment", "moment_eps", "correction_decay")
 DEFAULTS = {f.name: f.default for f in fields(LSTMConfig)}
 
 def flatten(tensors: Params) -> Tensor:
@@ -362,7 +365,7 @@ class LSTMRule(nn.Module):
         t = state.t[0] + 1
         b2 = self.cfg.second_moment
         v = b2 * state.v[0] + (1 - b2) * g * g
-        root = (v / (1 - b2 ** t)).sqrt() + 1e-8
+        root = (v / (1 - b2 ** t)).sqrt() + self.cfg.moment_eps
         ms = tuple(b * m + (1 - b) * g for b, m in zip(self.cfg.moments, state.m))
         feats = [g / root] + [m / (1 - b ** t) / root for b, m in zip(self.cfg.moments, ms)]
         return torch.stack(feats, dim=1), (ms, (v,), (t,))
