@@ -59,7 +59,7 @@ def plot_panels(panels: list[tuple[dict[str, Any], str]], path: str | Path, supt
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
     for ax, (results, title) in zip(axes[0], panels):
         _curves(ax, results, band=False)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(textwrap.fill(title, width=48), fontsize=10)  # a panel's width at this size
         ax.legend(frameon=False, fontsize=7)
     if suptitle:  # wrapped to the panels' width, as plot_images's
         fig.suptitle(textwrap.fill(suptitle, width=int(4.2 * len(panels) * 10)), fontsize=10)
