@@ -23,6 +23,7 @@ STYLE = {  # the paper's figures: learned optimizer solid, baselines dashed
     "nag": dict(color="tab:orange", linestyle="--"),
     "lbfgs": dict(color="tab:gray", linestyle=":"),
 }
+REPEAT_COLOURS = ("darkcyan", "tab:pink", "tab:olive")  # for a second, third, fourth rule of one style
 LEARNED_STYLE = {  # the learned optimizers, solid: the LSTM, with averaging cells, with a memory
     "lstm": dict(color="tab:red", linestyle="-", linewidth=2),
     "gac": dict(color="tab:brown", linestyle="-", linewidth=2),
@@ -95,10 +96,13 @@ def _curves(ax, results: dict[str, Any], band: bool) -> None:
     used = set()
     for label, r in results["rules"].items():
         style = dict(_style(r["rule"]))
-        for dashes in ("-.", ":", (0, (5, 1, 1, 1, 1, 1))):  # two rules of one kind (e.g. an ablation): told apart
+        # two rules of one kind (LSTM and LSTM-sub, an ablation): told apart by colour as well as by dashes, since
+        # dashes vanish on a noisy curve of a thousand steps
+        for dashes, colour in zip(("-.", ":", (0, (5, 1, 1, 1, 1, 1))), REPEAT_COLOURS):
             if (style["color"], str(style["linestyle"])) not in used:
                 break
-            style["linestyle"] = dashes
+            used.add((style["color"], str(style["linestyle"])))
+            style["linestyle"], style["color"] = dashes, colour
         used.add((style["color"], str(style["linestyle"])))
         steps = range(len(r["mean"]))
         lr = r["rule"].get("lr")
