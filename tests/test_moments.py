@@ -256,3 +256,22 @@ def test_second_moment_decay_and_a_correction_that_fades_with_the_step_count():
         LSTMConfig(second_moment=0.99)
     with pytest.raises(ValueError, match="correction_decay"):
         LSTMConfig(moments=(0.9,), direct=True, correction_decay=5.0)
+
+
+def test_second_order_meta_gradients_are_finite_where_a_coordinate_has_no_gradient():
+    """√v̂ is never differentiated at v = 0: with create_graph a coordinate whose gradient is zero would give 0 · ∞."""
+    torch.manual_seed(0)
+    rule = LSTMRule(LSTMConfig(moments=(0.9,), gradient_input=False, direct=True, correction="scale",
+                               output_scale=0.01, output_init=1.0), implementation="torch")
+    theta = {"w": torch.tensor([1.0, -2.0, 3.0], requires_grad=True)}
+    state, total = rule.init(theta), 0
+    x = torch.tensor([1.0, 2.0, 0.0])  # an input that is always zero (as MNIST's border pixels): its weight's
+    for _ in range(3):                   # gradient is 0 · (something that depends on θ)
+        loss = ((x * theta["w"]).sum() - 1) ** 2
+        (g,) = torch.autograd.grad(loss, [theta["w"]], create_graph=True)
+        update, state = rule.update({"w": g}, state)
+        theta = {"w": theta["w"] + update["w"]}
+        total = total + ((x * theta["w"]).sum() - 1) ** 2
+    total.backward()
+    grads = [p.grad for p in rule.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)

@@ -365,7 +365,9 @@ class LSTMRule(nn.Module):
         t = state.t[0] + 1
         b2 = self.cfg.second_moment
         v = b2 * state.v[0] + (1 - b2) * g * g
-        root = (v / (1 - b2 ** t)).sqrt() + self.cfg.moment_eps
+        # clamped at float's tiniest so that √ is never differentiated at 0 (second-order meta-gradients: 0 · ∞ is
+        # NaN); √tiny is far below moment_eps, so the features are unchanged
+        root = (v / (1 - b2 ** t)).clamp_min(torch.finfo(v.dtype).tiny).sqrt() + self.cfg.moment_eps
         ms = tuple(b * m + (1 - b) * g for b, m in zip(self.cfg.moments, state.m))
         feats = [g / root] + [m / (1 - b ** t) / root for b, m in zip(self.cfg.moments, ms)]
         return torch.stack(feats, dim=1), (ms, (v,), (t,))
