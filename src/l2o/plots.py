@@ -101,7 +101,6 @@ def _curves(ax, results: dict[str, Any], band: bool) -> None:
         for dashes, colour in zip(("-.", ":", (0, (5, 1, 1, 1, 1, 1))), REPEAT_COLOURS):
             if (style["color"], str(style["linestyle"])) not in used:
                 break
-            used.add((style["color"], str(style["linestyle"])))
             style["linestyle"], style["color"] = dashes, colour
         used.add((style["color"], str(style["linestyle"])))
         steps = range(len(r["mean"]))
