@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from l2o.meta.unroll import unroll
-from l2o.rules.base import detach
+from l2o.rules.base import detach, tree_map, tree_tensors
 from l2o.tasks.base import Task
 
 Objective = Callable[[Tensor, int], Tensor]
@@ -55,13 +55,24 @@ class TruncatedBPTT:
 
     ``teacher``: a hand-designed rule to imitate (Chen et al. 2020): it steps beside the learned rule on the same
     gradients, and ``imitation`` × the mean relative squared distance between their updates is passed to the
-    objective as an extra term of the meta-loss."""
+    objective as an extra term of the meta-loss.
+
+    ``remat``: backpropagate each truncation in segments of this many steps (0: in one piece). The truncation runs
+    forward once without a graph, keeping θ and the state where each segment starts; then, from the last segment
+    to the first, each segment is run again with its graph and back-propagated, its meta-loss term plus what the
+    later segments' gradients say about its end (θ and the state). Memory is one segment's graph instead of the
+    whole truncation's, at the price of one more forward pass, so that long truncations (less biased towards
+    greedy steps) fit. The gradient is the same as in one piece, up to float rounding."""
 
     name = "tbptt"
 
-    def __init__(self, unroll: int, second_order: bool = False, teacher=None, imitation: float = 0.0):
+    def __init__(self, unroll: int, second_order: bool = False, teacher=None, imitation: float = 0.0,
+                 remat: int = 0):
+        if remat < 0:
+            raise ValueError(f"remat must be >= 0, got {remat}")
         self.unroll, self.second_order = unroll, second_order
         self.teacher, self.imitation = teacher, imitation
+        self.remat = remat
 
     def start(self, rule: nn.Module, task: Task, seed: int = 0) -> tuple:
         params = task.init_params()
@@ -80,6 +91,8 @@ class TruncatedBPTT:
         return nxt if teacher is None else (*nxt, detach(out.teacher_state))
 
     def estimate(self, rule, task, carry, truncation, objective):
+        if 0 < self.remat < self.unroll:
+            return self._estimate_in_segments(rule, task, carry, truncation, objective)
         params, state = carry[:2]
         teacher = (self.teacher, carry[2]) if self.teacher is not None else None
         out = unroll(rule, task, self.unroll, params=params, state=state, start=truncation * self.unroll,
@@ -92,6 +105,52 @@ class TruncatedBPTT:
             loss.backward()
         nxt = (detach(out.params), detach(out.state))
         return loss.detach(), nxt if teacher is None else (*nxt, detach(out.teacher_state))
+
+
+    def _meta_loss(self, objective, losses, imitation, truncation):
+        if self.teacher is None:
+            return objective(losses, truncation)
+        return objective(losses, truncation, self.imitation * imitation.mean())
+
+    def _estimate_in_segments(self, rule, task, carry, truncation, objective):
+        """``estimate`` with ``remat``: see the class's docstring."""
+        first = truncation * self.unroll
+        starts = list(range(0, self.unroll, self.remat))
+        bounds, losses, imitation = [], [], []
+        now = tuple(carry)
+        for i, k in enumerate(starts):  # forward, no graph: where each segment starts, and every loss
+            bounds.append(now)
+            teacher = (self.teacher, now[2]) if self.teacher is not None else None
+            with torch.no_grad():
+                out = unroll(rule, task, min(self.remat, self.unroll - k), params=now[0], state=now[1],
+                             start=first + k, teacher=teacher)
+            losses.append(out.losses if i == 0 else out.losses[1:])  # a segment's first loss is the last one's end
+            imitation.append(out.imitation)
+            now = (detach(out.params), detach(out.state)) + ((detach(out.teacher_state),) if teacher else ())
+        loss = self._meta_loss(objective, torch.cat(losses), torch.cat(imitation) if teacher else None, truncation)
+        if not bool(torch.isfinite(loss)):
+            return loss.detach(), now
+        weights = [w for w in rule.parameters() if w.requires_grad]
+        after = None  # the meta-loss's gradient with respect to the end of the segment being back-propagated
+        for i in reversed(range(len(starts))):
+            params, state = bounds[i][:2]
+            if i:  # θ and the state where the segment starts, as leaves whose gradient goes to the segment before
+                params = tree_map(lambda t: t.detach().requires_grad_(t.is_floating_point()), params)
+                state = tree_map(lambda t: t.detach().requires_grad_(t.is_floating_point()), state)
+            teacher = (self.teacher, bounds[i][2]) if self.teacher is not None else None
+            out = unroll(rule, task, min(self.remat, self.unroll - starts[i]), params=params, state=state,
+                         start=first + starts[i], meta=True, second_order=self.second_order, teacher=teacher)
+            live = losses[:i] + [out.losses if i == 0 else out.losses[1:]] + losses[i + 1:]
+            taught = (imitation[:i] + [out.imitation] + imitation[i + 1:]) if teacher else None
+            total = self._meta_loss(objective, torch.cat(live), torch.cat(taught) if teacher else None, truncation)
+            if after is not None:
+                ends = tree_tensors(out.params) + tree_tensors(out.state)
+                total = total + sum((e * g).sum() for e, g in zip(ends, after) if g is not None and e.requires_grad)
+            leaves = (tree_tensors(params) + tree_tensors(state)) if i else []
+            inputs = weights + [t for t in leaves if t.requires_grad]
+            torch.autograd.backward(total, inputs=inputs)
+            after = [t.grad if t.requires_grad else None for t in leaves]
+        return loss.detach(), now
 
 
 class PES:
@@ -157,5 +216,5 @@ def make(cfg) -> GradientEstimator:
     if cfg.imitate:
         from l2o.rules.baselines import from_spec
 
-        return TruncatedBPTT(cfg.unroll, cfg.second_order, from_spec(cfg.imitate), cfg.imitate_weight)
-    return TruncatedBPTT(cfg.unroll, cfg.second_order)
+        return TruncatedBPTT(cfg.unroll, cfg.second_order, from_spec(cfg.imitate), cfg.imitate_weight, cfg.remat)
+    return TruncatedBPTT(cfg.unroll, cfg.second_order, remat=cfg.remat)

@@ -76,6 +76,7 @@ class TrainConfig:
     imitate: str = ""  # "NAME:LR", e.g. "adam:0.001": imitate that baseline's updates as an extra meta-loss term (Chen et al. 2020; truncated BPTT)
     imitate_weight: float = 1.0  # the imitation term's weight (relative squared distance between the updates)
     warm_start: str = ""  # "NAME:LR:MAX", e.g. "adam:0.01:5000": each episode's problems first take K ~ U{0…MAX} steps of that baseline; "self:MAX": of the rule itself, its state kept (l2o.tasks.warm); "": none
+    remat: int = 0  # truncated BPTT: back-propagate each truncation in segments of this many steps, recomputing their forward passes (memory of one segment, not the truncation); 0 = in one piece
     curriculum: tuple[int, ...] = ()  # horizons of the training episodes by stage, each stage an equal share of the episodes (Chen et al. 2020); none: always `horizon`
 
     def __post_init__(self):
@@ -88,6 +89,8 @@ class TrainConfig:
             raise ValueError(f"meta_lr must be a positive number, got {self.meta_lr}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if self.remat < 0 or (self.remat and self.estimator != "tbptt"):
+            raise ValueError(f"remat must be >= 0, and is for truncated BPTT (estimator tbptt); got {self.remat}")
         if self.val_steps < 0:
             raise ValueError(f"val_steps must be >= 0, got {self.val_steps}")
         for name in ("scale_spread", "param_scale_spread"):
