@@ -162,3 +162,14 @@ def test_a_third_stage_on_random_label_subsets_and_what_it_changed(generated, tm
         cifar.ExperimentConfig(long_episodes=0, subsets_episodes=5)
     with pytest.raises(ValueError, match="subsets_sizes between 2 and 5"):
         cifar.ExperimentConfig(subsets_sizes=(1,))
+
+
+def test_the_second_stage_in_segments_has_its_own_remat(generated, tmp_path):
+    settings = tiny("ten")
+    settings = replace(settings, experiment=replace(settings.experiment, long_remat=1, optimizers="lstm"))
+    cifar.run(tmp_path, settings, progress=False, log=lambda *a: None)
+    first = json.loads((tmp_path / "train" / "lstm" / "config.json").read_text())["train"]
+    second = json.loads((tmp_path / "train" / "lstm-long" / "config.json").read_text())["train"]
+    assert (first["remat"], second["remat"], second["unroll"]) == (0, 1, 3)  # the first stage's runs are unchanged
+    with pytest.raises(ValueError, match="remat must be >= 0"):  # at once, not after the first stage
+        cifar.ExperimentConfig(long_remat=-1)

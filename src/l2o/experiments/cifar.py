@@ -85,6 +85,7 @@ class ExperimentConfig:
     long_episodes: int = 40  # a second meta-training stage, from the first's best weights; 0 = none
     long_horizon: int = 1000  # its horizon (a multiple of long_unroll)
     long_unroll: int = 100  # its truncation length (the first stage's: 20)
+    long_remat: int = 0  # back-propagate its truncations in segments of this many steps (TrainConfig.remat); 0 = in one piece
     long_meta_lr: float = 1e-3  # its meta learning rate (cosine schedule, as the first stage's)
     long_val_every: int = 10  # episodes between its validations (at its horizon; the first stage's best counts)
     long_imitate: str = "nag:0.1"  # its imitation of a hand-designed optimizer ("NAME:LR"; "": none; Chen et al. 2020)
@@ -110,8 +111,8 @@ class ExperimentConfig:
         if self.optimizers not in ("all", "lstm", "sub"):
             raise ValueError(f"optimizers must be all, lstm or sub, got {self.optimizers!r}")
         if self.long_episodes:  # the stage's settings checked now, not hours later when the first stage is done
-            TrainConfig(horizon=self.long_horizon, unroll=self.long_unroll, imitate=self.long_imitate,
-                        imitate_weight=self.long_imitate_weight)
+            TrainConfig(horizon=self.long_horizon, unroll=self.long_unroll, remat=self.long_remat,
+                        imitate=self.long_imitate, imitate_weight=self.long_imitate_weight)
 
 
 @dataclass
@@ -199,7 +200,7 @@ def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, *, data_dir, **kw)
     if not e.long_episodes:
         return Trained(tuple(runs))
     second = out / "train" / f"{key}-long"
-    long = replace(s.train, episodes=e.long_episodes, horizon=e.long_horizon, unroll=e.long_unroll,
+    long = replace(s.train, episodes=e.long_episodes, horizon=e.long_horizon, unroll=e.long_unroll, remat=e.long_remat,
                    meta_lr=e.long_meta_lr, val_every=e.long_val_every, curriculum=(),
                    imitate=e.long_imitate, imitate_weight=e.long_imitate_weight,
                    checkpoint_every=2,  # its episodes are long (1,000 steps: minutes each)
