@@ -97,15 +97,11 @@ class TruncatedBPTT:
         teacher = (self.teacher, carry[2]) if self.teacher is not None else None
         out = unroll(rule, task, self.unroll, params=params, state=state, start=truncation * self.unroll,
                      meta=True, second_order=self.second_order, teacher=teacher)
-        if teacher is None:
-            loss = objective(out.losses, truncation)
-        else:
-            loss = objective(out.losses, truncation, self.imitation * out.imitation.mean())
+        loss = self._meta_loss(objective, out.losses, out.imitation, truncation)
         if bool(torch.isfinite(loss)):
             loss.backward()
         nxt = (detach(out.params), detach(out.state))
         return loss.detach(), nxt if teacher is None else (*nxt, detach(out.teacher_state))
-
 
     def _meta_loss(self, objective, losses, imitation, truncation):
         if self.teacher is None:
