@@ -82,26 +82,32 @@ class TruncatedBPTT:
 
     def advance(self, rule, task, carry, truncation):
         """Truncation ``truncation`` run without a meta-gradient (a warm-up of the episode); the next carry."""
-        params, state = carry[:2]
-        teacher = (self.teacher, carry[2]) if self.teacher is not None else None
-        with torch.no_grad():
-            out = unroll(rule, task, self.unroll, params=params, state=state, start=truncation * self.unroll,
-                         teacher=teacher)
+        return self._forward(rule, task, carry, self.unroll, truncation * self.unroll)[1]
+
+    def _teacher(self, carry):
+        """The teacher and its state, as ``unroll`` takes them (None without one)."""
+        return (self.teacher, carry[2]) if self.teacher is not None else None
+
+    def _carry(self, out) -> tuple:
+        """What the next truncation (or segment) starts from: θ, the state (and the teacher's), detached."""
         nxt = (detach(out.params), detach(out.state))
-        return nxt if teacher is None else (*nxt, detach(out.teacher_state))
+        return nxt if self.teacher is None else (*nxt, detach(out.teacher_state))
+
+    def _forward(self, rule, task, carry, steps: int, start: int):
+        """``steps`` steps from ``carry`` without a meta-gradient: the run and the next carry."""
+        with torch.no_grad():
+            out = unroll(rule, task, steps, params=carry[0], state=carry[1], start=start, teacher=self._teacher(carry))
+        return out, self._carry(out)
 
     def estimate(self, rule, task, carry, truncation, objective):
         if 0 < self.remat < self.unroll:
             return self._estimate_in_segments(rule, task, carry, truncation, objective)
-        params, state = carry[:2]
-        teacher = (self.teacher, carry[2]) if self.teacher is not None else None
-        out = unroll(rule, task, self.unroll, params=params, state=state, start=truncation * self.unroll,
-                     meta=True, second_order=self.second_order, teacher=teacher)
+        out = unroll(rule, task, self.unroll, params=carry[0], state=carry[1], start=truncation * self.unroll,
+                     meta=True, second_order=self.second_order, teacher=self._teacher(carry))
         loss = self._meta_loss(objective, out.losses, out.imitation, truncation)
         if bool(torch.isfinite(loss)):
             loss.backward()
-        nxt = (detach(out.params), detach(out.state))
-        return loss.detach(), nxt if teacher is None else (*nxt, detach(out.teacher_state))
+        return loss.detach(), self._carry(out)
 
     def _meta_loss(self, objective, losses, imitation, truncation):
         if self.teacher is None:
@@ -114,15 +120,12 @@ class TruncatedBPTT:
         starts = list(range(0, self.unroll, self.remat))
         bounds, losses, imitation = [], [], []
         now = tuple(carry)
+        teacher = self.teacher is not None
         for i, k in enumerate(starts):  # forward, no graph: where each segment starts, and every loss
             bounds.append(now)
-            teacher = (self.teacher, now[2]) if self.teacher is not None else None
-            with torch.no_grad():
-                out = unroll(rule, task, min(self.remat, self.unroll - k), params=now[0], state=now[1],
-                             start=first + k, teacher=teacher)
+            out, now = self._forward(rule, task, now, min(self.remat, self.unroll - k), first + k)
             losses.append(out.losses if i == 0 else out.losses[1:])  # a segment's first loss is the last one's end
             imitation.append(out.imitation)
-            now = (detach(out.params), detach(out.state)) + ((detach(out.teacher_state),) if teacher else ())
         loss = self._meta_loss(objective, torch.cat(losses), torch.cat(imitation) if teacher else None, truncation)
         if not bool(torch.isfinite(loss)):
             return loss.detach(), now
@@ -131,11 +134,10 @@ class TruncatedBPTT:
         for i in reversed(range(len(starts))):
             params, state = bounds[i][:2]
             if i:  # θ and the state where the segment starts, as leaves whose gradient goes to the segment before
-                params = tree_map(lambda t: t.detach().requires_grad_(t.is_floating_point()), params)
-                state = tree_map(lambda t: t.detach().requires_grad_(t.is_floating_point()), state)
-            teacher = (self.teacher, bounds[i][2]) if self.teacher is not None else None
+                params, state = tree_map(lambda t: t.detach().requires_grad_(t.is_floating_point()), (params, state))
             out = unroll(rule, task, min(self.remat, self.unroll - starts[i]), params=params, state=state,
-                         start=first + starts[i], meta=True, second_order=self.second_order, teacher=teacher)
+                         start=first + starts[i], meta=True, second_order=self.second_order,
+                         teacher=self._teacher(bounds[i]))
             live = losses[:i] + [out.losses if i == 0 else out.losses[1:]] + losses[i + 1:]
             taught = (imitation[:i] + [out.imitation] + imitation[i + 1:]) if teacher else None
             total = self._meta_loss(objective, torch.cat(live), torch.cat(taught) if teacher else None, truncation)
