@@ -277,3 +277,27 @@ def test_a_second_process_on_the_same_run_stops_with_a_clear_error(tmp_path):
     assert meta_train(fam, _rule(), cfg, tmp_path, progress=False, resume=True).state.episode == 2
     # this process released the lock when it returned: the same folder can be opened again at once
     assert meta_train(fam, _rule(), cfg, tmp_path, progress=False, resume=True).state.episode == 2
+
+
+def test_a_run_whose_starting_checkpoint_moved_resumes_and_another_file_refuses(tmp_path):
+    import shutil
+    from dataclasses import replace
+
+    from l2o import checkpoint
+
+    checkpoint.save_rule(tmp_path / "a" / "start.safetensors", LSTMRule(preprocess=False, output_scale=1.0))
+    cfg = TrainConfig(episodes=2, horizon=4, unroll=2, problems=2, val_problems=2, val_every=1,
+                      init_from=str(tmp_path / "a" / "start.safetensors"))
+    run = tmp_path / "run"
+    meta_train(QuadraticFamily(), LSTMRule(preprocess=False, output_scale=1.0), cfg, run, stop_after=1,
+               progress=False)
+    shutil.move(tmp_path / "a", tmp_path / "b")  # the suite's folders moved together: the same file elsewhere
+    moved = replace(cfg, init_from=str(tmp_path / "b" / "start.safetensors"))
+    result = meta_train(QuadraticFamily(), LSTMRule(preprocess=False, output_scale=1.0), moved, run, resume=True,
+                        progress=False)
+    assert result.state.episode == 2
+    torch.manual_seed(1)  # other weights, the same rule
+    checkpoint.save_rule(tmp_path / "b" / "start.safetensors", LSTMRule(preprocess=False, output_scale=1.0))
+    with pytest.raises(ValueError, match="init_from_sha256"):  # another file under the new path: not the same run
+        meta_train(QuadraticFamily(), LSTMRule(preprocess=False, output_scale=1.0), moved, run, resume=True,
+                   progress=False)

@@ -84,8 +84,10 @@ class ExperimentConfig:
     only: str = "all"  # "all", or a comma-separated list of tasks (ten, five, two, torch_layers, mnist_mlp)
     long_episodes: int = 40  # a second meta-training stage, from the first's best weights; 0 = none
     long_horizon: int = 1000  # its horizon (a multiple of long_unroll)
-    long_unroll: int = 100  # its truncation length (the first stage's: 20)
-    long_remat: int = 0  # back-propagate its truncations in segments of this many steps (TrainConfig.remat); 0 = in one piece
+    long_unroll: int = 1000  # its truncation length: the whole episode (the first stage's: 20). Truncations of 100
+    # never beat the stage's start; whole episodes halved the 10-class loss at step 1,000 (docs/cifar.md)
+    long_remat: int = 50  # back-propagate its truncations in segments of this many steps (TrainConfig.remat: about a
+    # third of the memory of one piece, the same gradient); 0 = in one piece
     long_meta_lr: float = 1e-3  # its meta learning rate (cosine schedule, as the first stage's)
     long_val_every: int = 10  # episodes between its validations (at its horizon; the first stage's best counts)
     long_imitate: str = "nag:0.1"  # its imitation of a hand-designed optimizer ("NAME:LR"; "": none; Chen et al. 2020)

@@ -116,6 +116,18 @@ def _fallback_reason(config: dict) -> str:
     return f" ({kernels.unavailable_reason()})" if kernels.status()["error"] else ""
 
 
+def _same_start_elsewhere(saved: dict, now: dict) -> None:
+    """A run whose starting checkpoint (``init_from``) was moved or copied, the file's fingerprint unchanged (e.g. a
+    suite's folders moved together): ``saved`` takes the new path, so the run resumes. Another file under the same
+    or another path still differs by its fingerprint, and refuses."""
+    old, new = saved.get("train"), now.get("train")
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return
+    sha = old.get("init_from_sha256")
+    if sha and sha == new.get("init_from_sha256") and old.get("init_from") != new.get("init_from"):
+        old["init_from"] = new["init_from"]
+
+
 class RunFolder:
     """The files of one run. ``open`` checks that the folder may be started or resumed as asked."""
 
@@ -181,6 +193,7 @@ class RunFolder:
         saved_impl = doc["config"].pop("implementation", None)
         check_implementation(saved_impl, config["implementation"], self.path, _fallback_reason(config))
         doc["config"]["implementation"] = config["implementation"]
+        _same_start_elsewhere(doc["config"], config)
         if doc["config"] != config:
             diff = sorted(
                 f"{part}.{k}: saved {doc['config'][part].get(k)!r}, now {config[part].get(k)!r}"
