@@ -1,4 +1,4 @@
-"""The `conv` optimizer (docs/cifar/train/lstm-long) with its updates multiplied by a constant factor, on 2
+"""The previous `conv` optimizer (docs/cifar/recipes/second-unroll100/lstm-long, the first stage's weights) with its updates multiplied by a constant factor, on 2
 validation problems of the 2-class task (classes 0–1, Fashion-MNIST stand-in), 1,000 steps: does its loss rise
 after step 500 because its late steps are too large? Usage: python docs/cifar/trials/two/scale_check.py
 [FACTOR ...]. Output: docs/cifar/trials/two/scale_check.txt."""
@@ -14,7 +14,7 @@ from l2o.tasks.conv import ConvConfig, ConvFamily
 
 torch.set_num_threads(1)
 task = ConvFamily(ConvConfig(dataset="fashion-mnist", labels=(0, 1))).sample("validation", 0, 2)
-rule = checkpoint.load_rule("docs/cifar/train/lstm-long").eval()
+rule = checkpoint.load_rule("docs/cifar/recipes/second-unroll100/lstm-long").eval()
 runs = {f"LSTM × {f}": ScaledRule(rule, float(f)) for f in (sys.argv[1:] or ["0.5", "1"])}
 runs["NAG (lr 0.316, tuned)"] = NAG(lr=0.316228)
 for name, r in runs.items():
