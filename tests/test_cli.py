@@ -77,6 +77,11 @@ def test_export_writes_a_loadable_checkpoint_with_its_results(tmp_path, capsys):
     assert doc["info"]["result"] == {"ratio_final_vs_best_baseline": 0.4}
     assert doc["info"]["description"] == "a test optimizer"
     assert load_rule(out).config() == load_rule(run).config()
+    suite = {"tasks": {"ten": {"description": "d", "LSTM (learned)": {"learned_final_mean": 0.1}}}}
+    (exp / "suite.json").write_text(json.dumps(suite))  # several optimizers' results per task: refused, clearly
+    with pytest.raises(SystemExit, match="several optimizers' results per task"):
+        main(["export", str(run), "--out", str(tmp_path / "bad.safetensors"), "--summary", str(exp / "suite.json")])
+    assert not (tmp_path / "bad.safetensors").exists()
 
 
 def test_export_latest_takes_the_last_saved_weights_not_the_best(tmp_path):

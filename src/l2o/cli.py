@@ -236,7 +236,13 @@ def cmd_export(args) -> None:
     run = Path(args.run).resolve()  # a run's own summary (as l2o sharing writes), else its experiment's
     found = [f for f in (run / "summary.json", run.parent / "summary.json") if run.is_dir() and f.is_file()]
     if args.summary or found:
-        info["result"] = json.loads(Path(args.summary or found[0]).read_text())
+        where = Path(args.summary or found[0])
+        info["result"] = json.loads(where.read_text())
+        tasks = info["result"].get("tasks") if isinstance(info["result"], dict) else None
+        if isinstance(tasks, dict) and any(isinstance(t, dict) and "learned_final_mean" not in t for t in tasks.values()):
+            raise SystemExit(f"l2o: error: {where} holds several optimizers' results per task (a suite's summary); "
+                             f"name one optimizer's own, the summary.json that the suite writes in its run folder "
+                             f"(e.g. {run / 'summary.json'}), or leave out --summary")
     if args.description:
         info["description"] = args.description
     checkpoint.save(args.out, tensors, "rule", {"rule": doc["rule"], "info": info})
