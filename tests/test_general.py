@@ -31,6 +31,21 @@ def test_variants_switch_one_method_off_each():
         general.GeneralConfig(variants=("no_luck",))
 
 
+def test_switching_the_direct_term_off_drops_what_only_it_uses():
+    """A recipe whose LSTM is a fixed direct term's learning-rate factor: without d (no_direct, or no_moments, which
+    takes d away too) the factor, its decay and the fixed d go with it, so the variants are valid rules."""
+    rule = LSTMConfig(moments=general.MOMENTS, gradient_input=False, direct=True, output_scale=0.01, output_init=0.0,
+                      learn_direct=False, correction="scale", correction_scale=2.3, correction_decay=100.0)
+    s = general.Settings(rule=rule)
+    for name in ("no_direct", "no_moments"):
+        r, _ = general.variant(s, name)
+        assert (r.direct, r.learn_direct, r.correction, r.correction_scale, r.correction_decay, r.output_init) == \
+            (False, True, "add", 1.0, 0.0, 0.1), name
+    assert general.variant(s, "no_direct")[0].moments == general.MOMENTS
+    assert general.variant(s, "no_moments")[0].moments == ()
+    assert general.variant_names(rule, general.TRAIN)[:3] == ("general", "no_moments", "no_direct")
+
+
 def test_the_experiment_trains_the_variants_and_tabulates_the_ablation(data, tmp_path, monkeypatch):  # noqa: F811
     root, _ = data
     monkeypatch.setattr(general, "members", lambda data_dir=None, only="all": MixtureFamily(

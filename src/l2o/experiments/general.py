@@ -52,16 +52,20 @@ TRAIN = TrainConfig(episodes=300, horizon=1000, unroll=25, curriculum=(100, 200,
                     val_steps=500, val_metric="log_final", param_scale_spread=3.0, seed=0)
 IMITATE = "adam:0.01"  # where imitation is switched on: Adam at the direct term's starting learning rate
 WARM = "adam:0.01:8000"  # where warm starts are switched on: up to 8,000 steps of the same Adam first
-PLAIN = dict(moments=(), gradient_input=True, direct=False, output_init=0.1)  # the 2016 rule's inputs and output
+PLAIN = dict(moments=(), gradient_input=True, output_init=0.1)  # the 2016 rule's inputs and output
+
+
+# the settings that only mean something with the direct term, at their values without it
+NO_DIRECT = dict(direct=False, learn_direct=True, correction="add", correction_scale=1.0, correction_decay=0.0)
 
 
 def _moments(r: LSTMConfig) -> LSTMConfig:
-    return replace(r, **PLAIN) if r.moments else replace(r, moments=MOMENTS, gradient_input=False)
+    return replace(r, **PLAIN, **NO_DIRECT) if r.moments else replace(r, moments=MOMENTS, gradient_input=False)
 
 
 def _direct(r: LSTMConfig) -> LSTMConfig:
-    if r.direct:
-        return replace(r, direct=False, output_init=0.1)
+    if r.direct:  # the LSTM's output alone, its layer started small (a fixed d or a factor on it: gone with d)
+        return replace(r, **NO_DIRECT, output_init=0.1)
     return replace(r, direct=True, output_init=0.0, moments=r.moments or MOMENTS, gradient_input=False)
 
 
