@@ -35,14 +35,17 @@ def test_switching_the_direct_term_off_drops_what_only_it_uses():
     """A recipe whose LSTM is a fixed direct term's learning-rate factor: without d (no_direct, or no_moments, which
     takes d away too) the factor, its decay and the fixed d go with it, so the variants are valid rules."""
     rule = LSTMConfig(moments=general.MOMENTS, gradient_input=False, direct=True, output_scale=0.01, output_init=0.0,
-                      learn_direct=False, correction="scale", correction_scale=2.3, correction_decay=100.0)
+                      learn_direct=False, correction="scale", correction_scale=2.3, correction_decay=100.0,
+                      moment_eps=1e-5)
     s = general.Settings(rule=rule)
     for name in ("no_direct", "no_moments"):
         r, _ = general.variant(s, name)
         assert (r.direct, r.learn_direct, r.correction, r.correction_scale, r.correction_decay, r.output_init) == \
             (False, True, "add", 1.0, 0.0, 0.1), name
     assert general.variant(s, "no_direct")[0].moments == general.MOMENTS
-    assert general.variant(s, "no_moments")[0].moments == ()
+    assert general.variant(s, "no_direct")[0].moment_eps == 1e-5
+    r, _ = general.variant(s, "no_moments")  # and the moments' own settings go with the moments
+    assert (r.moments, r.moment_eps, r.second_moment) == ((), 1e-8, 0.999)
     assert general.variant_names(rule, general.TRAIN)[:3] == ("general", "no_moments", "no_direct")
 
 

@@ -52,7 +52,7 @@ TRAIN = TrainConfig(episodes=300, horizon=1000, unroll=25, curriculum=(100, 200,
                     val_steps=500, val_metric="log_final", param_scale_spread=3.0, seed=0)
 IMITATE = "adam:0.01"  # where imitation is switched on: Adam at the direct term's starting learning rate
 WARM = "adam:0.01:8000"  # where warm starts are switched on: up to 8,000 steps of the same Adam first
-PLAIN = dict(moments=(), gradient_input=True, output_init=0.1)  # the 2016 rule's inputs and output
+PLAIN = dict(moments=(), gradient_input=True, output_init=0.1, second_moment=0.999, moment_eps=1e-8)  # the 2016 rule's inputs and output
 
 
 # the settings that only mean something with the direct term, at their values without it
