@@ -14,12 +14,12 @@ def test_the_suite_runs_each_optimizer_once_and_resumes(data, tmp_path, capsys):
     out = tmp_path / "long"
     args = ["long", "--out", str(out), "--data-dir", str(root), "--steps", "30", "--window", "10", "--record-every",
             "7", "--test-problems", "2", "--tune-steps", "5", "--tune-problems", "1", "--adam-lrs", "0.001", "0.1",
-            "--learned", "mnist", "general", "--only", "mnist_sigmoid,mnist_relu", "--no-progress"]
+            "--learned", "mnist", "nonesuch", "--only", "mnist_sigmoid,mnist_relu", "--no-progress"]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "not shipped in this installation, skipped: general" in printed
+    assert "not shipped in this installation, skipped: nonesuch" in printed
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["tasks"]) == {"mnist_sigmoid", "mnist_relu"} and summary["skipped"] == ["general"]
+    assert set(summary["tasks"]) == {"mnist_sigmoid", "mnist_relu"} and summary["skipped"] == ["nonesuch"]
     head = summary["tasks"]["mnist_relu"]
     assert head["best_adam"] in ("adam (lr 0.001)", "adam (lr 0.1)") and "mnist" in head
     runs = sorted(p.name for p in (out / "tasks" / "mnist_relu").glob("*.json"))

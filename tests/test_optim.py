@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -255,3 +257,29 @@ def test_states_with_numbers_round_trip_through_a_state_dict(tmp_path):
     torch.save(tree_leaves(state), tmp_path / "s.pt")
     back = tree_rebuild(rule.init(params), torch.load(tmp_path / "s.pt", weights_only=True))
     assert back.step == 2 and isinstance(back.step, int) and torch.equal(back.exp_avg["w"], state.exp_avg["w"])
+
+
+def test_general_needs_no_horizon_and_runs_past_its_training_episodes():
+    """`general` on a user's model as torch.optim: no horizon or step count given; 1,000 steps (five times its
+    meta-training episodes) on a small classifier, it never climbs above the start and ends below Adam's loss
+    (lr 0.01, ε 1e-5: the rule it becomes late in a run)."""
+    torch.manual_seed(0)
+    x = torch.randn(256, 10)
+    y = (x[:, :3].sum(1) > 0).long() + (x[:, 3] > 1).long()
+
+    def run(make, steps=1000):
+        torch.manual_seed(1)
+        model = torch.nn.Sequential(torch.nn.Linear(10, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
+        opt, losses = make(model.parameters()), []
+        for _ in range(steps):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses
+
+    learned = run(lambda p: LearnedOptimizer(p, checkpoint="general"))
+    adam = run(lambda p: torch.optim.Adam(p, lr=0.01, eps=1e-5))
+    assert all(math.isfinite(v) and v <= learned[0] for v in learned)
+    assert learned[-1] < adam[-1] < 0.01 * learned[0]

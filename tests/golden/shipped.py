@@ -5,7 +5,7 @@ they are reproduced, so a change that moves a shipped result fails CI instead of
     python tests/golden/shipped.py      re-record (only when a shipped optimizer is meant to change)
 
 The problems: the quadratic optimizers (quadratic, quadratic-gac, quadratic-ntm) on 16 held-out 10-d quadratics (the "test" stream, seed 0); the MNIST
-optimizers (mnist, mnist-gac, mnist-ntm) on 8 MLPs 784-20-10 of the paper's setting on synthetic MNIST-shaped data (so that no download is
+optimizers (mnist, mnist-gac, mnist-ntm) and general on 8 MLPs 784-20-10 of the paper's setting on synthetic MNIST-shaped data (so that no download is
 needed: inputs in [0, 1) of which 19 % are non-zero, as MNIST's pixels, labelled by a random linear teacher;
 on it the optimizer takes the loss from 2.30 to about 1.0), 100 steps each; the conv optimizer (conv) on 4 of the
 paper's conv nets on synthetic 28×28×1 images (the same kind, labelled the same way), minibatches of 32; the
@@ -40,7 +40,7 @@ def sparse_images(n: int = 4096, density: float = 0.19, seed: int = 0) -> Datase
     return Dataset(x, (x - x.mean(0)).matmul(teacher).argmax(1))
 
 
-IMPLEMENTATIONS = {"quadratic": ("torch", "fused"), "mnist": ("torch", "fused"),
+IMPLEMENTATIONS = {"quadratic": ("torch", "fused"), "mnist": ("torch", "fused"), "general": ("torch", "fused"),
                    "quadratic-gac": ("torch",), "quadratic-ntm": ("torch",),  # these four: PyTorch only
                    "mnist-gac": ("torch",), "mnist-ntm": ("torch",), "conv": ("torch", "fused"),
                    "art": ("torch", "fused")}

@@ -177,6 +177,20 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     for name, make in families(s, data_dir).items():
         family = make()
         folder = out / "tasks" / name
+        task = family.sample("test", 0, e.test_problems).to(device)
+        results[name] = {"description": describe(family), "rules": {}}
+
+        def run_all(rules: dict) -> None:
+            for label, rule in rules.items():
+                r = cached_run(folder / f"{slug(label)}.json", family, rule, task, e, log,
+                               f"{name}: {label}, {e.steps} steps on {e.test_problems} test problems")
+                results[name]["rules"][label] = r
+                log(f"    {name:13s} {label:26s} mean over the last {e.window} steps {r['last_window_mean']:.4g}"
+                    f"{'  DIVERGED' if r['diverged'] else ''}")
+
+        # the learned optimizers and the bar (Adam) first: on a slow task they are what an interrupted suite has
+        run_all({**{n: checkpoint.load_rule(n, device=device) for n in learned},
+                 **{f"adam (lr {lr:g})": Adam(lr=lr) for lr in e.adam_lrs}})
         tuning_path = folder / "tuning.json"
         wanted = {"task": family.config(), "steps": e.tune_steps, "num_problems": e.tune_problems,
                   "grid": lr_grid(1e-4, 1.0, 2)}
@@ -187,17 +201,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
                           num_problems=e.tune_problems, progress=progress, device=device,
                           partial=folder / "tuning.partial.json")
             save_tuning(tuning, tuning_path)
-        rules = {n: checkpoint.load_rule(n, device=device) for n in learned}
-        rules.update({f"adam (lr {lr:g})": Adam(lr=lr) for lr in e.adam_lrs})
-        rules.update({f"{k} (tuned, lr {r.lr:.3g})": r for k, r in tuned_rules(tuning).items()})
-        task = family.sample("test", 0, e.test_problems).to(device)
-        results[name] = {"description": describe(family), "rules": {}}
-        for label, rule in rules.items():
-            r = cached_run(folder / f"{slug(label)}.json", family, rule, task, e, log,
-                           f"{name}: {label}, {e.steps} steps on {e.test_problems} test problems")
-            results[name]["rules"][label] = r
-            log(f"    {name:13s} {label:26s} mean over the last {e.window} steps {r['last_window_mean']:.4g}"
-                f"{'  DIVERGED' if r['diverged'] else ''}")
+        run_all({f"{k} (tuned, lr {r.lr:.3g})": r for k, r in tuned_rules(tuning).items()})
     summary = {"command": command, "settings": asdict(e), "skipped": missing,
                "tasks": {k: _headline(v, learned, e) for k, v in results.items()},
                "total_seconds": round(time.perf_counter() - started, 1), "machine": common.machine(device)}
