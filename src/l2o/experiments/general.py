@@ -171,6 +171,8 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     family = members(data_dir, s.experiment.members)
+    for name in s.experiment.variants:  # a variant these settings cannot make: an error now, not hours later
+        variant(s, name)
     trained = {}
     for name in s.experiment.variants:
         rule_cfg, train = variant(s, name)
