@@ -127,8 +127,12 @@ def test_a_list_flag_alone_switches_its_default_off():
     from l2o.rules.lstm import LSTMConfig
 
     parser = build_parser()
-    args = parser.parse_args(["general", "--curriculum", "--lstm-moments", "0.9"])
-    assert from_args(args, TrainConfig).curriculum == () and general.TRAIN.curriculum  # on by default
+    args = parser.parse_args(["general", "--curriculum", "200", "400", "--lstm-moments", "--lstm-gradient-input",
+                              "--no-lstm-direct", "--lstm-learn-direct", "--lstm-correction", "add",
+                              "--lstm-correction-scale", "1", "--lstm-correction-decay", "0", "--lstm-moment-eps", "1e-8"])
+    assert from_args(args, TrainConfig).curriculum == (200, 400) and not general.TRAIN.curriculum  # off by default
+    assert from_args(args, LSTMConfig, "lstm-").moments == () and general.RULE.moments  # on by default
+    args = parser.parse_args(["general", "--lstm-moments", "0.9"])
     assert from_args(args, LSTMConfig, "lstm-").moments == (0.9,)
     args = parser.parse_args(["cifar", "--lstm-moments"])
     assert from_args(args, LSTMConfig, "lstm-").moments == ()  # the authors' rule: the gradient alone

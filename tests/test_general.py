@@ -15,18 +15,25 @@ from test_mnist import data  # noqa: F401  (the fixture: small generated MNIST f
 def test_variants_switch_one_method_off_each():
     s = general.Settings()
     assert general.variant(s, "general") == (general.RULE, general.TRAIN)
-    assert general.VARIANTS == ("general", "no_moments", "no_direct", "no_curriculum", "with_imitation", "no_scaling",
+    assert general.VARIANTS == ("general", "no_moments", "no_direct", "with_curriculum", "with_imitation", "no_scaling",
                                 "with_warm_start")
+    # the recipe: Adam's step (fixed) times a fading factor from the LSTM, whole 200-step episodes
+    assert (general.RULE.direct, general.RULE.learn_direct, general.RULE.correction) == (True, False, "scale")
+    assert general.TRAIN.unroll == general.TRAIN.horizon == 200
     rule, train = general.variant(s, "no_moments")  # the 2016 rule's inputs, no direct term
     assert (rule.moments, rule.gradient_input, rule.direct, rule.output_init) == ((), True, False, 0.1)
     assert train == general.TRAIN
     rule, _ = general.variant(s, "no_direct")  # the same scale-free inputs, the LSTM alone
     assert (rule.moments, rule.gradient_input, rule.direct) == (general.MOMENTS, False, False)
-    assert general.variant(s, "no_curriculum")[1].curriculum == ()
+    # the curriculum's horizons rounded up to multiples of the truncation (200): 100 -> 200, 500 -> 600
+    assert general.variant(s, "with_curriculum")[1].curriculum == (200, 600, 1000)
     assert general.variant(s, "with_imitation")[1].imitate == "adam:0.01"
     assert general.variant(s, "no_scaling")[1].param_scale_spread == 1.0
     assert general.variant(s, "with_warm_start")[1].warm_start == "adam:0.01:8000"
-    assert "methods: moments, direct, curriculum, scaling" in general.describe_training(*general.variant(s, "general"))
+    assert general.describe_training(*general.variant(s, "general")) == (
+        "a mixture of a sigmoid MLP on MNIST, a ReLU MLP on MNIST, a 64-unit ReLU MLP on MNIST, a 2-layer tanh MLP on "
+        "MNIST, a ReLU MLP on Fashion-MNIST; horizons up to 200 steps; methods: moments, direct, scaling")
+    assert "the conv net" in general.describe_members("all") and "conv" not in general.MLPS
     with pytest.raises(ValueError, match=r"unknown variants \['no_luck'\]"):
         general.GeneralConfig(variants=("no_luck",))
 
@@ -76,7 +83,7 @@ def test_a_chosen_part_of_the_mixture(data):  # noqa: F811
     fam = general.members(root, "mlp_sigmoid, mlp_relu")
     assert list(fam.members) == ["mlp_sigmoid", "mlp_relu"] and fam.weights.tolist() == [1.0, 2.0]
     assert general.describe_members("mlp_sigmoid,mlp_relu") == "a mixture of a sigmoid MLP on MNIST, a ReLU MLP on MNIST"
-    assert general.describe_members().startswith("a mixture of MLPs on MNIST (sigmoid, ReLU, tanh")
+    assert general.describe_members("all").startswith("a mixture of MLPs on MNIST (sigmoid, ReLU, tanh")
     assert list(general.MEMBERS) == ["mlp_sigmoid", "mlp_relu", "mlp_wide_relu", "mlp_deep_tanh", "fashion_relu",
                                      "conv_fashion"]  # the order and weights a resumed run was begun with
     assert [w for _, w, _ in general.MEMBERS.values()] == [1, 2, 1, 1, 2, 1]

@@ -3,23 +3,27 @@ later work found to make learned optimizers stable over long horizons, and the a
 
 The mixture (``members``): MLPs on MNIST of several widths, depths and activations (sigmoid, ReLU, tanh), a ReLU
 MLP on Fashion-MNIST and the paper's conv net on Fashion-MNIST; every problem's parameters rescaled per coordinate
-(``param_scale_spread``); ``members`` meta-trains on some of them only (e.g. without the conv net, whose episodes are
-the slowest by far: with PES, about 40 minutes each). The methods, each an option of meta-training or of the rule:
+(``param_scale_spread``); ``members`` meta-trains on some of them (by default the MLPs: the conv net's episodes are
+the slowest by far, and the shipped `general` did not see it; "all" adds it). The methods, each an option of
+meta-training or of the rule:
 
     moments      scale-free inputs: ∇/√v̂ and momenta m̂_β/√v̂ at several decays in place of the
                  gradient (RNNprop, Lv et al. 2017; Metz et al. 2022)                          rule.moments
-    direct       a learned linear term of those inputs in the output, started at Adam's step,
-                 so that the untrained rule is Adam at lr 0.01 and the LSTM learns a
-                 correction to it (Metz et al. 2022)                                           rule.direct
-    curriculum   episodes lengthened by stage up to 1,000 steps (Chen et al. 2020)              train.curriculum
+    direct       Adam's step (lr 0.01) as the base of the update, so that the untrained rule is
+                 Adam and the LSTM learns a correction to it (Metz et al. 2022): in the recipe
+                 a per-coordinate factor exp(2.3 tanh(LSTM) · 100/(100 + t)) on it, fading
+                 towards 1 (late in a run the rule is Adam, ε 1e-5)                            rule.direct
+    curriculum   episodes lengthened by stage up to 1,000 steps (Chen et al. 2020), each
+                 horizon rounded up to a multiple of the truncation                            train.curriculum
     imitation    the distance to Adam's updates as an extra meta-loss term (Chen et al. 2020)   train.imitate
     scaling      problems rescaled per coordinate                                              train.param_scale_spread
     warm_start   each episode's problems started where K ~ U{0…8000} steps of Adam (lr 0.01)
                  got to, so short truncations see the late regime of long runs (l2o.tasks.warm) train.warm_start
 
-The recipe uses moments, direct, curriculum and scaling; imitation is left off, since the direct term already
-starts the rule at Adam (the ablation's with_imitation measures it). Switching moments off gives the 2016
-rule's inputs (the preprocessed gradient) and no direct term.
+The recipe (the shipped `general`) uses moments, direct and scaling, meta-trained on whole 200-step episodes (one
+truncation each: cutting them into truncations of 25 made every trial drift, docs/general.md); imitation is left
+off, since the rule already starts as Adam, and so is the curriculum (the ablation's with_<method> measure them).
+Switching moments off gives the 2016 rule's inputs (the preprocessed gradient) and no direct term.
 
 ``variants``: "general" (the recipe) and one per method with that method switched: "no_<method>" where the recipe
 uses it, "with_<method>" where it does not; each meta-trained into
@@ -46,10 +50,14 @@ from l2o.tasks.mixture import MixtureFamily
 from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
 
 MOMENTS = (0.5, 0.9, 0.99, 0.999)  # the decays of the momentum inputs, where they are on
-RULE = LSTMConfig(moments=MOMENTS, gradient_input=False, direct=True, output_scale=0.01, output_init=0.0)
-TRAIN = TrainConfig(episodes=300, horizon=1000, unroll=25, curriculum=(100, 200, 500, 1000), problems=2,
-                    meta_lr=1e-3, schedule="cosine", log_loss=True, clip=1.0, val_every=25, val_problems=2,
-                    val_steps=500, val_metric="log_final", param_scale_spread=3.0, seed=0)
+RULE = LSTMConfig(moments=MOMENTS, gradient_input=False, direct=True, output_scale=0.01, output_init=0.0,
+                  learn_direct=False, correction="scale", correction_scale=2.3, correction_decay=100.0,
+                  moment_eps=1e-5)
+TRAIN = TrainConfig(episodes=150, horizon=200, unroll=200, problems=2, meta_lr=1e-3, schedule="cosine",
+                    log_loss=True, clip=1.0, val_every=25, val_problems=2, val_steps=200, val_metric="log_final",
+                    param_scale_spread=3.0, seed=0)
+CURRICULUM = (100, 200, 500, 1000)  # where the curriculum is switched on: these horizons, each rounded up to a
+# multiple of the truncation
 IMITATE = "adam:0.01"  # where imitation is switched on: Adam at the direct term's starting learning rate
 WARM = "adam:0.01:8000"  # where warm starts are switched on: up to 8,000 steps of the same Adam first
 PLAIN = dict(moments=(), gradient_input=True, output_init=0.1, second_moment=0.999, moment_eps=1e-8)  # the 2016 rule's inputs and output
@@ -74,7 +82,8 @@ METHODS = {
     "moments": (lambda r, t: bool(r.moments), lambda r, t: (_moments(r), t)),
     "direct": (lambda r, t: r.direct, lambda r, t: (_direct(r), t)),
     "curriculum": (lambda r, t: bool(t.curriculum),
-                   lambda r, t: (r, replace(t, curriculum=() if t.curriculum else (100, 200, 500, 1000)))),
+                   lambda r, t: (r, replace(t, curriculum=() if t.curriculum else tuple(sorted(
+                       {-(-h // t.unroll) * t.unroll for h in CURRICULUM}))))),
     "imitation": (lambda r, t: bool(t.imitate),
                   lambda r, t: (r, replace(t, imitate="" if t.imitate else IMITATE, imitate_weight=0.1))),
     "scaling": (lambda r, t: t.param_scale_spread > 1,
@@ -95,14 +104,14 @@ class GeneralConfig:
     variants: tuple[str, ...] = ("general",)  # which to meta-train: general, no_moments, no_direct, no_curriculum, …
     check_steps: int = 2000  # the ablation's runs on the MNIST MLPs
     check_problems: int = 4
-    members: str = "all"  # the mixture's members to meta-train on: "all", or a comma-separated list (MEMBERS' names)
+    members: str = "mlps"  # the mixture's members: "mlps" (all but the conv net), "all", or a comma-separated list
 
     def __post_init__(self):
         names = {"general", *(f"{p}_{m}" for m in METHODS for p in ("no", "with"))}
         unknown = sorted(set(self.variants) - names)
         if unknown or not self.variants:
             raise ValueError(f"unknown variants {unknown}; available (with the default recipe): {', '.join(VARIANTS)}")
-        common.select(MEMBERS, self.members, "members")  # an unknown member: an error now, not at meta-training
+        _chosen(self.members)  # an unknown member: an error now, not at meta-training
 
 
 @dataclass
@@ -128,18 +137,26 @@ MEMBERS = {
 }
 
 
-def members(data_dir=None, only: str = "all") -> MixtureFamily:
-    """The mixture `general` is meta-trained on, or the members named in ``only`` (comma-separated)."""
-    chosen = common.select(MEMBERS, only, "members")
+MLPS = ",".join(k for k in MEMBERS if k != "conv_fashion")  # "mlps": the members the shipped `general` saw
+
+
+def _chosen(only: str) -> dict:
+    return common.select(MEMBERS, MLPS if only == "mlps" else only, "members")
+
+
+def members(data_dir=None, only: str = "mlps") -> MixtureFamily:
+    """The mixture `general` is meta-trained on: the MLPs ("mlps"), all members ("all") or those named in ``only``
+    (comma-separated)."""
+    chosen = _chosen(only)
     return MixtureFamily({k: make(data_dir) for k, (make, _, _) in chosen.items()},
                          weights=[w for _, w, _ in chosen.values()])
 
 
-def describe_members(only: str = "all") -> str:
+def describe_members(only: str = "mlps") -> str:
     if only == "all":
         return ("a mixture of MLPs on MNIST (sigmoid, ReLU, tanh; 1–2 layers, 20–64 units), a ReLU MLP and the conv net "
                 "on Fashion-MNIST")
-    return "a mixture of " + ", ".join(words for _, _, words in common.select(MEMBERS, only, "members").values())
+    return "a mixture of " + ", ".join(words for _, _, words in _chosen(only).values())
 
 
 def variant(s: Settings, name: str) -> tuple[LSTMConfig, TrainConfig]:
@@ -152,7 +169,7 @@ def variant(s: Settings, name: str) -> tuple[LSTMConfig, TrainConfig]:
     return rule, train
 
 
-def describe_training(rule: LSTMConfig, train: TrainConfig, only: str = "all") -> str:
+def describe_training(rule: LSTMConfig, train: TrainConfig, only: str = "mlps") -> str:
     on = [m for m, (uses, _) in METHODS.items() if uses(rule, train)]
     horizon = f"horizons up to {max(train.curriculum or (train.horizon,))} steps"
     if train.warm_start:
