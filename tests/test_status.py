@@ -104,3 +104,35 @@ def test_a_run_being_trained_now_says_by_which_process(tmp_path):
         assert "1/2 episodes" in status.report(tmp_path)
         assert f"; being meta-trained now (pid {holder.pid})" in status.report(tmp_path)
     assert "being meta-trained" not in status.report(tmp_path)
+
+
+def test_a_long_runs_saved_segment(tmp_path, capsys, monkeypatch):
+    """`l2o long` saves a running run every segment (``*.partial.pt``): its steps done and the time left."""
+    import torch
+
+    import l2o.experiments.long as long_suite
+    from l2o.rules.baselines import Adam
+
+    task = QuadraticFamily().sample("test", 0, 2)
+    path = tmp_path / "tasks" / "q" / "adam.partial.pt"
+    path.parent.mkdir(parents=True)
+    unroll = long_suite.unroll
+
+    def stopped_after_a_segment(*args, **kwargs):
+        if path.exists():
+            raise KeyboardInterrupt
+        return unroll(*args, **kwargs)
+
+    monkeypatch.setattr(long_suite, "unroll", stopped_after_a_segment)
+    with pytest.raises(KeyboardInterrupt):  # stopped after its first segment of 10 steps
+        long_suite.run_one(Adam(0.1), task, long_suite.LongConfig(steps=40, window=10, segment=10), path, {"steps": 40})
+    seg = status.segment_status(path)
+    assert (seg["step"], seg["steps"]) == (10, 40) and seg["seconds_left"] == pytest.approx(seg["seconds"] * 3)
+    (tmp_path / "tasks" / "q" / "bad.partial.pt").write_bytes(b"not a segment")
+    torch.save({"step": 1}, tmp_path / "tasks" / "q" / "foreign.partial.pt")
+    assert main(["status", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{path}: 10/40 steps, ") and "left at this pace (in progress; saved 0 min ago)" in out[0]
+    assert out[1] == f"{tmp_path / 'tasks' / 'q' / 'bad.partial.pt'}: unreadable: {tmp_path / 'tasks' / 'q' / 'bad.partial.pt'}: not a readable l2o long segment"
+    assert out[2].endswith("foreign.partial.pt: not a readable l2o long segment")
+

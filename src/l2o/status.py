@@ -6,7 +6,9 @@ headers (no weights are loaded), so it can be asked while the work runs.
 For a run: episodes done of its total, its best validation so far, its meta-training time, and what is left at
 the average pace so far (an estimate: a curriculum's later episodes cost more); and, where the system's table of
 locks can be read (Linux), whether a process is meta-training it now (it holds the run's lock). For a progress file
-(``*.partial.json``, see ``l2o.partial``): how many pieces are done. A finished suite's ``summary.json`` is listed.
+(``*.partial.json``, see ``l2o.partial``): how many pieces are done. For a long run's saved segment
+(``*.partial.pt``, ``l2o long``): its steps done of its total and the time left at its pace (the file is mapped,
+not read whole). A finished suite's ``summary.json`` is listed.
 """
 
 from __future__ import annotations
@@ -59,6 +61,21 @@ def progress_status(path: str | Path) -> dict[str, Any]:
     return {"path": str(path), "pieces": len(doc["done"]), "age": time.time() - path.stat().st_mtime}
 
 
+def segment_status(path: str | Path) -> dict[str, Any]:
+    """A long run's saved segment (``l2o long``): {path, step, steps, seconds, seconds_left, age}; {path, error}
+    for a file that is not one."""
+    import torch
+
+    path = Path(path)
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        step, steps, seconds = int(doc["step"]), int(doc["key"]["steps"]), float(doc["seconds"])
+    except Exception:  # noqa: BLE001 - whatever is wrong with the file, a line that says so
+        return {"path": str(path), "error": f"{path}: not a readable l2o long segment"}
+    return {"path": str(path), "step": step, "steps": steps, "seconds": seconds,
+            "seconds_left": seconds / step * (steps - step) if step else None, "age": time.time() - path.stat().st_mtime}
+
+
 def scan(root: str | Path) -> dict[str, list[dict[str, Any]]]:
     """Every run folder (a ``config.json`` with training settings), progress file and ``summary.json`` under
     ``root``, sorted by path."""
@@ -68,7 +85,8 @@ def scan(root: str | Path) -> dict[str, list[dict[str, Any]]]:
     files = sorted(p for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file())
     configs = {p: _run_config(p) for p in files if p.name == CONFIG}
     runs = [run_status(p.parent, None if c is True else c) for p, c in configs.items() if c]
-    progress = [progress_status(p) for p in files if p.name.endswith(".partial.json")]
+    progress = [progress_status(p) if p.name.endswith(".partial.json") else segment_status(p)
+                for p in files if p.name.endswith((".partial.json", ".partial.pt"))]
     summaries = [str(p) for p in files if p.name == "summary.json" and not (p.parent / CONFIG).is_file()]
     return {"runs": runs, "progress": progress, "summaries": summaries}
 
@@ -112,7 +130,12 @@ def report(root: str | Path) -> str:
                          + (f" ({_duration(r['cpu_seconds'])} of CPU)" if r.get("cpu_seconds") is not None else "")
                          + f", {where}; saved {_duration(r['age'])} ago" + _training(r))
     for p in found["progress"]:
-        lines.append(f"{p['path']}: unreadable: {p['error']}" if "error" in p else
-                     f"{p['path']}: {p['pieces']} pieces done (in progress; saved {_duration(p['age'])} ago)")
+        if "error" in p:
+            lines.append(f"{p['path']}: unreadable: {p['error']}")
+        elif "pieces" in p:
+            lines.append(f"{p['path']}: {p['pieces']} pieces done (in progress; saved {_duration(p['age'])} ago)")
+        else:
+            lines.append(f"{p['path']}: {p['step']:,}/{p['steps']:,} steps, {_duration(p['seconds'])} so far, about "
+                         f"{_duration(p['seconds_left'])} left at this pace (in progress; saved {_duration(p['age'])} ago)")
     lines += [f"{s}: finished" for s in found["summaries"]]
     return "\n".join(lines) if lines else f"{root}: no training runs, progress files or summaries found"
