@@ -75,6 +75,14 @@ def test_the_experiment_trains_the_variants_and_tabulates_the_ablation(data, tmp
     assert config["train"]["curriculum"] == [] and config["rule"]["moments"] == [0.9]
     assert config["task"]["name"] == "mixture"
     assert "| no_curriculum |" in (tmp_path / "ablation.md").read_text()
+    # each variant's own results beside its weights, as `l2o export` stores them with a shipped optimizer
+    own = json.loads((tmp_path / "train" / "general" / "summary.json").read_text())
+    relu = own["tasks"]["mnist_relu"]
+    adams = {k: v["last_window_mean"] for k, v in summary["ablation"]["mnist_relu"].items() if k.startswith("adam")}
+    assert relu["best_baseline"] == min(adams, key=adams.get) and relu["best_baseline_final_mean"] == min(adams.values())
+    assert relu["learned_final_mean"] == summary["ablation"]["mnist_relu"]["general"]["last_window_mean"]
+    assert relu["ratio_final_vs_best_baseline"] == pytest.approx(relu["learned_final_mean"] / min(adams.values()))
+    assert own["meta_train_seconds"] == summary["variants"]["general"]["meta_train_seconds"] > 0
 
 
 

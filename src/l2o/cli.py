@@ -208,8 +208,8 @@ def cmd_pretrained(args) -> None:
             first = (f"; best first-order baseline {r['best_first_order_baseline']} "
                      f"{r['best_first_order_final_mean']:.4g} ({r['ratio_final_vs_best_first_order']:.3f}×)"
                      if "best_first_order_baseline" in r else "")
-            print(f"    {task} ({r['description']}): mean final loss {r['learned_final_mean']:.4g} vs best tuned "
-                  f"baseline {r['best_baseline']} {r['best_baseline_final_mean']:.4g} "
+            print(f"    {task} ({r['description']}): {r.get('measure', 'mean final loss')} {r['learned_final_mean']:.4g} vs "
+                  f"{r.get('baseline_words', 'best tuned baseline')} {r['best_baseline']} {r['best_baseline_final_mean']:.4g} "
                   f"({r['ratio_final_vs_best_baseline']:.3g}×){first}")
         if "tasks" in result:
             print(f"    meta-trained in {result['meta_train_seconds']:.0f} s")
