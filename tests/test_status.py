@@ -130,9 +130,11 @@ def test_a_long_runs_saved_segment(tmp_path, capsys, monkeypatch):
     assert (seg["step"], seg["steps"]) == (10, 40) and seg["seconds_left"] == pytest.approx(seg["seconds"] * 3)
     (tmp_path / "tasks" / "q" / "bad.partial.pt").write_bytes(b"not a segment")
     torch.save({"step": 1}, tmp_path / "tasks" / "q" / "foreign.partial.pt")
+    (tmp_path / "summary.json").write_text("{}")  # a summary written earlier, with work under it still running
     assert main(["status", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{path}: 10/40 steps, ") and "left at this pace (in progress; saved 0 min ago)" in out[0]
     assert out[1] == f"{tmp_path / 'tasks' / 'q' / 'bad.partial.pt'}: unreadable: {tmp_path / 'tasks' / 'q' / 'bad.partial.pt'}: not a readable l2o long segment"
     assert out[2].endswith("foreign.partial.pt: not a readable l2o long segment")
+    assert out[3] == f"{tmp_path / 'summary.json'}: written 0 min ago; work under it is still in progress (above)"
 

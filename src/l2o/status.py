@@ -8,7 +8,7 @@ the average pace so far (an estimate: a curriculum's later episodes cost more); 
 locks can be read (Linux), whether a process is meta-training it now (it holds the run's lock). For a progress file
 (``*.partial.json``, see ``l2o.partial``): how many pieces are done. For a long run's saved segment
 (``*.partial.pt``, ``l2o long``): its steps done of its total and the time left at its pace (the file is mapped,
-not read whole). A finished suite's ``summary.json`` is listed.
+not read whole). A suite's ``summary.json`` is listed with its age, and whether work under it is in progress.
 """
 
 from __future__ import annotations
@@ -137,5 +137,9 @@ def report(root: str | Path) -> str:
         else:
             lines.append(f"{p['path']}: {p['step']:,}/{p['steps']:,} steps, {_duration(p['seconds'])} so far, about "
                          f"{_duration(p['seconds_left'])} left at this pace (in progress; saved {_duration(p['age'])} ago)")
-    lines += [f"{s}: finished" for s in found["summaries"]]
+    for summary in found["summaries"]:
+        folder, age = Path(summary).parent, time.time() - Path(summary).stat().st_mtime
+        running = any(Path(p["path"]).is_relative_to(folder) for p in found["progress"])
+        lines.append(f"{summary}: written {_duration(age)} ago"
+                     + ("; work under it is still in progress (above)" if running else ""))
     return "\n".join(lines) if lines else f"{root}: no training runs, progress files or summaries found"
