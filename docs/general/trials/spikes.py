@@ -6,12 +6,16 @@ a run on one core); the output is in spikes.txt. An exploration for the `general
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from l2o.meta.unroll import unroll
 from l2o.rules.baselines import Adam, AdamState
 from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tail import tail  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -58,7 +62,5 @@ task = ImageMLPFamily(MLPConfig(activation=act)).sample("test", 0, 8)
 for name in names:
     t0 = time.time()
     with torch.no_grad():
-        L = torch.as_tensor(unroll(VARIANTS[name], task, 10000).losses)[-1000:]  # (1000, problems)
-    windows = L.mean(1).reshape(100, 10).mean(1)
-    print(f"{act:8s} {name:12s} mean last 1000 {L.mean():.3g}  median over problems {L.mean(0).median():.3g}  "
-          f"largest 10-step window {windows.max():.3g}  ({time.time() - t0:.0f} s)", flush=True)
+        losses = unroll(VARIANTS[name], task, 10000).losses
+    print(f"{act:8s} {name:12s} {tail(losses)}  ({time.time() - t0:.0f} s)", flush=True)

@@ -8,12 +8,16 @@ Usage: python docs/general/trials/fade-full/tail_check.py sigmoid|relu [KEY=VALU
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from l2o import checkpoint
 from l2o.meta.unroll import unroll
 from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from tail import tail  # noqa: E402
 
 torch.set_num_threads(1)
 act = sys.argv[1]
@@ -24,9 +28,5 @@ for spec in sys.argv[2:] or [""]:
     rule.cfg = replace(rule.cfg, **changes)
     t0 = time.time()
     with torch.no_grad():
-        losses = torch.as_tensor(unroll(rule, task, 10000).losses)[-1000:]  # (steps, problems)
-    per_problem = losses.mean(0)
-    windows = losses.mean(1).reshape(100, 10).mean(1)
-    print(f"{act:8s} {spec or 'as trained':28s} mean last 1000 {losses.mean():.3g}  median over problems "
-          f"{per_problem.median():.3g}  largest 10-step window {windows.max():.3g}  ({time.time() - t0:.0f} s)",
-          flush=True)
+        losses = unroll(rule, task, 10000).losses
+    print(f"{act:8s} {spec or 'as trained':28s} {tail(losses)}  ({time.time() - t0:.0f} s)", flush=True)
