@@ -40,7 +40,7 @@ from pathlib import Path
 
 from l2o import checkpoint
 from l2o.experiments import common
-from l2o.experiments.long import LongConfig, cached_run, describe, slug
+from l2o.experiments.long import LongConfig, best_adam, cached_run, describe, slug
 from l2o.meta.train import TrainConfig, meta_train
 from l2o.plots import plot_history
 from l2o.rules.baselines import Adam
@@ -183,8 +183,7 @@ def describe_training(rule: LSTMConfig, train: TrainConfig, only: str = "mlps") 
 
 def _own(what: str, e: LongConfig, rows: dict, name: str) -> dict:
     """One variant's check on one task against Adam's best rate there, as the shipped optimizers' results are kept."""
-    adams = {k: v["last_window_mean"] for k, v in rows.items() if k.startswith("adam (")}
-    best = min(adams, key=adams.get)
+    best, adams = best_adam(rows)
     mine = rows[name]["last_window_mean"]
     return {"description": f"{what}, {e.steps:,} steps, {e.test_problems} held-out problems",
             "measure": f"mean loss over the last {e.window:,} steps", "learned_final_mean": mine,
@@ -200,11 +199,10 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     family = members(data_dir, s.experiment.members)
-    for name in s.experiment.variants:  # a variant these settings cannot make: an error now, not hours later
-        variant(s, name)
+    # every variant made first: one these settings cannot make is an error now, not hours later
+    plans = {name: variant(s, name) for name in s.experiment.variants}
     trained = {}
-    for name in s.experiment.variants:
-        rule_cfg, train = variant(s, name)
+    for name, (rule_cfg, train) in plans.items():
         folder = out / "train" / name
         log(f"meta-training {name} into {folder}: {describe_training(rule_cfg, train, s.experiment.members)}")
         result = meta_train(family, LSTMRule(rule_cfg, implementation=implementation), train, folder, resume="auto",
@@ -233,7 +231,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     summary = {"command": command, "variants": {
                    name: {"meta_train_seconds": round(r.state.seconds, 1), "meta_train_cpu": common.meta_cpu(r.state),
                           "best_episode": r.state.best_episode,
-                          "description": describe_training(*variant(s, name), s.experiment.members)}
+                          "description": describe_training(*plans[name], s.experiment.members)}
                    for name, r in trained.items()},
                "ablation": {t: {k: {"last_window_mean": v["last_window_mean"], "diverged": v["diverged"]}
                                 for k, v in rows.items()} for t, rows in table.items()},

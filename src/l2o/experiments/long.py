@@ -218,15 +218,20 @@ def describe(family) -> str:
     return f"MLP 784-{'-'.join(map(str, cfg.hidden))}-10 {cfg.activation} on {family.name}"
 
 
+def best_adam(rows: dict) -> tuple[str | None, dict]:
+    """Among one task's runs (label -> run), the label of Adam's best learning rate (None without Adam) and every
+    Adam run's mean over the last steps."""
+    adams = {k: v["last_window_mean"] for k, v in rows.items() if k.startswith("adam (")}
+    return (min(adams, key=adams.get) if adams else None), adams
+
+
 def _headline(task: dict, learned: list[str], e: LongConfig) -> dict:
     r = task["rules"]
-    adams = {k: v["last_window_mean"] for k, v in r.items() if k.startswith("adam (")}
-    best_adam = min(adams, key=adams.get) if adams else None
-    out = {"description": task["description"], "best_adam": best_adam,
-           "best_adam_last_window_mean": adams.get(best_adam)}
+    best, adams = best_adam(r)
+    out = {"description": task["description"], "best_adam": best, "best_adam_last_window_mean": adams.get(best)}
     for name in learned:
         out[name] = {"last_window_mean": r[name]["last_window_mean"], "diverged": r[name]["diverged"],
-                     "at_most_best_adam": bool(best_adam and r[name]["last_window_mean"] <= adams[best_adam])}
+                     "at_most_best_adam": bool(best and r[name]["last_window_mean"] <= adams[best])}
     return out
 
 
