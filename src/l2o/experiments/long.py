@@ -240,16 +240,25 @@ def _figure(results: dict, path: Path, e: LongConfig) -> None:
 
     from l2o.plots import _save
 
-    fig, axes = plt.subplots(1, len(results), figsize=(4.4 * len(results), 3.8), squeeze=False)
+    # one colour per optimizer in every panel; a tuned baseline's rate differs by task (results.md has it)
+    kind = lambda label: label.split(" (tuned")[0] + " (tuned per task)" if " (tuned" in label else label  # noqa: E731
+    labels = list(dict.fromkeys(kind(label) for task in results.values() for label in task["rules"]))
+    colour = {label: f"C{i % 10}" for i, label in enumerate(labels)}
+    fig, axes = plt.subplots(1, len(results), figsize=(4.4 * len(results), 4.4), squeeze=False)
+    handles = {}
     for ax, (name, task) in zip(axes[0], results.items()):
         for label, r in task["rules"].items():
             style = "-" if not label.startswith(("adam", "rmsprop", "nag")) else "--"
-            ax.plot(r["recorded_steps"], r["mean"], style, label=label, linewidth=2 if style == "-" else 1)
+            (handles[kind(label)],) = ax.plot(r["recorded_steps"], r["mean"], style, color=colour[kind(label)],
+                                              linewidth=2 if style == "-" else 1)
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_title(f"{name}: {task['description']}", fontsize=9)
     axes[0][0].set_ylabel(f"mean loss ({e.test_problems} test problems)")
-    axes[0][-1].legend(fontsize=7, frameon=False)
+    # one legend for the figure, below the panels, so that it never hides a curve
+    fig.legend([handles[k] for k in labels], labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.04 + 0.04 * ((len(labels) - 1) // 4), 1, 1))
     _save(fig, path)
 
 
