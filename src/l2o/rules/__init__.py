@@ -7,8 +7,9 @@ from l2o.rules.lstm import LSTMConfig, LSTMRule, LSTMState
 from l2o.rules.preprocess import log_sign
 from l2o.rules.ntm import NTMConfig, NTMRule
 from l2o.rules.routed import Routed
+from l2o.rules.plateau import Plateau
 
-LEARNED = {"lstm": LSTMRule, "ntm": NTMRule, "routed": Routed}
+LEARNED = {"lstm": LSTMRule, "ntm": NTMRule, "routed": Routed, "plateau": Plateau}
 
 
 def register_rule(name: str):
@@ -39,5 +40,5 @@ def make_rule(name: str, *, implementation: str = "auto", **config) -> UpdateRul
 __all__ = [
     "UpdateRule", "apply_updates", "detach", "implementation_of", "num_problems", "per_problem",
     "from_per_problem", "tree_map", "tree_tensors", "BASELINES", "LEARNED",
-    "SGD", "NAG", "RMSprop", "Adam", "LBFGS", "LSTMConfig", "LSTMRule", "LSTMState", "log_sign", "make_rule", "register_rule", "Routed", "NTMConfig", "NTMRule",
+    "SGD", "NAG", "RMSprop", "Adam", "LBFGS", "LSTMConfig", "LSTMRule", "LSTMState", "log_sign", "make_rule", "register_rule", "Routed", "NTMConfig", "NTMRule", "Plateau",
 ]

@@ -1,0 +1,100 @@
+"""Plateau: a rule's steps cut per tensor where the gradient stops shrinking; exact cuts, no cut while the gradient
+shrinks, one checkpoint with a nested config, LearnedOptimizer's per-parameter state and its resume."""
+
+import pytest
+import torch
+
+from l2o import LearnedOptimizer, checkpoint
+from l2o.meta import unroll
+from l2o.rules import SGD, Adam, LSTMRule, Plateau, make_rule
+from l2o.tasks.mlp import MLPConfig, MLPFamily, synthetic_dataset
+
+
+def _steps(rule, grads_per_step):
+    state = rule.init({k: torch.zeros_like(g) for k, g in grads_per_step[0].items()})
+    out = []
+    for grads in grads_per_step:
+        u, state = rule.update(grads, state)
+        out.append(u)
+    return out, state
+
+
+def test_a_constant_gradient_is_cut_after_patience_checks():
+    # window 2: checks at steps 2, 4, 6, ...; step 2 sets the least value; steps 4 and 6 see no fall (patience 2),
+    # so the steps from step 6 on are halved, and again two checks later (step 10)
+    rule = Plateau(SGD(lr=1.0), window=2, ratio=0.8, patience=2, factor=0.5)
+    g = {"w": torch.ones(1, 3)}
+    updates, state = _steps(rule, [g] * 11)
+    assert [u["w"][0, 0].item() for u in updates] == pytest.approx([-1.0] * 5 + [-0.5] * 4 + [-0.25] * 2)
+    assert rule.rates(state)["w"].item() == pytest.approx(0.25)
+
+
+def test_a_shrinking_gradient_is_never_cut_and_the_steps_are_the_rule_s():
+    rule = Plateau(Adam(lr=0.01), window=3, ratio=0.8, patience=1, beta=0.0)  # beta 0: s is this step's
+    grads = [{"w": torch.full((2, 4), 0.7**t), "b": torch.full((2, 1), 0.6**t)} for t in range(30)]
+    wrapped, state = _steps(rule, grads)
+    plain, _ = _steps(Adam(lr=0.01), grads)
+    for a, b in zip(wrapped, plain):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(bool((r == 1).all()) for r in rule.rates(state).values())
+
+
+def test_each_tensor_and_problem_is_cut_on_its_own():
+    rule = Plateau(SGD(lr=1.0), window=1, ratio=0.8, patience=1, beta=0.0)
+    # problem 0 of "a" stalls, problem 1 of "a" and both problems of "b" shrink fast
+    grads = [{"a": torch.tensor([[1.0], [0.5**t]]), "b": torch.full((2, 1), 0.5**t)} for t in range(4)]
+    _, state = _steps(rule, grads)
+    rates = rule.rates(state)
+    assert rates["a"].tolist() == pytest.approx([0.125, 1.0]) and rates["b"].tolist() == [1.0, 1.0]
+
+
+def test_bad_settings_are_refused():
+    for kw, match in [({"window": 0}, "window"), ({"ratio": 1.5}, "ratio"), ({"patience": 0}, "patience"),
+                      ({"factor": 1.0}, "factor"), ({"beta": 1.0}, "beta")]:
+        with pytest.raises(ValueError, match=match):
+            Plateau(SGD(lr=1.0), **kw)
+
+
+def test_checkpoint_round_trip_and_unroll(tmp_path):
+    torch.manual_seed(0)
+    rule = Plateau(LSTMRule(output_init=1.0), window=5, ratio=0.9, patience=1)
+    checkpoint.save_rule(tmp_path / "p.safetensors", rule)
+    loaded = checkpoint.load_rule(tmp_path / "p.safetensors")
+    assert loaded.config() == rule.config() and loaded.config()["rule"]["name"] == "lstm"
+    assert isinstance(make_rule(**rule.config()), Plateau)
+    task = MLPFamily(synthetic_dataset(n=256), MLPConfig(hidden=(4,))).sample("test", 0, 2)
+    with torch.no_grad():
+        a, b = unroll(rule, task, 12), unroll(loaded, task, 12)
+    assert torch.equal(a.losses, b.losses)
+
+
+def test_learned_optimizer_keeps_the_controller_per_parameter_and_resumes_exactly(tmp_path):
+    torch.manual_seed(0)
+    rule = Plateau(LSTMRule(output_init=1.0), window=3, ratio=0.9, patience=1)
+    checkpoint.save_rule(tmp_path / "p.safetensors", rule)
+    x, y = torch.randn(32, 3), torch.randn(32, 1)
+
+    def run(model, opt, steps):
+        for _ in range(steps):
+            opt.zero_grad()
+            ((model(x) - y) ** 2).mean().backward()
+            opt.step()
+
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    opt = LearnedOptimizer(model.named_parameters(), checkpoint=tmp_path / "p.safetensors")
+    run(model, opt, 7)
+    saved = {"model": {k: v.clone() for k, v in model.state_dict().items()}, "opt": opt.state_dict()}
+    torch.save(saved, tmp_path / "ck.pt")
+    run(model, opt, 8)
+    loaded = torch.load(tmp_path / "ck.pt", weights_only=True)
+    model2 = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    model2.load_state_dict(loaded["model"])
+    opt2 = LearnedOptimizer(model2.named_parameters(), checkpoint=tmp_path / "p.safetensors")
+    opt2.load_state_dict(loaded["opt"])
+    run(model2, opt2, 8)
+    for a, b in zip(model.parameters(), model2.parameters()):
+        assert torch.equal(a, b)
+    # each parameter's state holds its own count (15 steps) and factor
+    counts = [s["rule_state"][-5].item() for s in opt.state_dict()["state"].values()]
+    assert counts == [15.0] * 4
