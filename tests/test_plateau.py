@@ -48,6 +48,18 @@ def test_each_tensor_and_problem_is_cut_on_its_own():
     assert rates["a"].tolist() == pytest.approx([0.125, 1.0]) and rates["b"].tolist() == [1.0, 1.0]
 
 
+def test_in_place_updates_keep_the_controller_s_buffers_and_match():
+    rule = Plateau(SGD(lr=1.0), window=1, ratio=0.8, patience=1, beta=0.0)
+    grads = [{"a": torch.tensor([[1.0], [0.5**t]])} for t in range(4)]
+    plain, _ = _steps(rule, grads)
+    state = rule.init({"a": torch.zeros(2, 1)})
+    buffers = state.log_rate["a"]
+    for grads_t, expected in zip(grads, plain):
+        u, state = rule.update(grads_t, state, inplace=True)
+        assert torch.equal(u["a"], expected["a"])
+    assert state.log_rate["a"] is buffers and rule.rates(state)["a"].tolist() == pytest.approx([0.125, 1.0])
+
+
 def test_bad_settings_are_refused():
     for kw, match in [({"window": 0}, "window"), ({"ratio": 1.5}, "ratio"), ({"patience": 0}, "patience"),
                       ({"factor": 1.0}, "factor"), ({"beta": 1.0}, "beta")]:

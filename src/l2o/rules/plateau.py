@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from l2o.rules.base import implementation_of
+from l2o.rules.base import implementation_of, tree_tensors
 from l2o.tasks.base import Params
 
 
@@ -84,7 +84,12 @@ class Plateau(nn.Module):
             best[k] = torch.where(check, torch.where(cut, s, torch.minimum(state.best[k], s)), state.best[k])
             u = updates[k]
             out[k] = u * log_rate[k].exp().to(u.dtype).view(-1, *[1] * (u.dim() - 1))
-        return out, PlateauState(inner, count, sq, best, waited, log_rate)
+        fresh = (count, sq, best, waited, log_rate)
+        if inplace:  # keep the controller's buffers, so that LearnedOptimizer need not re-split the state each step
+            for old, new in zip(tree_tensors(tuple(state[1:])), tree_tensors(fresh)):
+                old.copy_(new)
+            fresh = tuple(state[1:])
+        return out, PlateauState(inner, *fresh)
 
     def rates(self, state: PlateauState) -> dict[str, Tensor]:
         """Each tensor's factor on the wrapped rule's steps, (B,) per name: 1 until a cut."""
