@@ -16,7 +16,7 @@ def test_variants_switch_one_method_off_each():
     s = general.Settings()
     assert general.variant(s, "general") == (general.RULE, general.TRAIN)
     assert general.VARIANTS == ("general", "no_moments", "no_direct", "with_curriculum", "with_imitation", "no_scaling",
-                                "with_warm_start")
+                                "with_warm_start", "with_pes")
     # the recipe: Adam's step (fixed) times a fading factor from the LSTM, whole 200-step episodes
     assert (general.RULE.direct, general.RULE.learn_direct, general.RULE.correction) == (True, False, "scale")
     assert general.TRAIN.unroll == general.TRAIN.horizon == 200
@@ -30,6 +30,10 @@ def test_variants_switch_one_method_off_each():
     assert general.variant(s, "with_imitation")[1].imitate == "adam:0.01"
     assert general.variant(s, "no_scaling")[1].param_scale_spread == 1.0
     assert general.variant(s, "with_warm_start")[1].warm_start == "adam:0.01:8000"
+    # PES in place of back-propagating whole episodes: the same 200-step episodes, cut into truncations of 25
+    _, pes = general.variant(s, "with_pes")
+    assert (pes.estimator, pes.unroll, pes.horizon, pes.pes_pairs, pes.pes_sigma) == ("pes", 25, 200, 8, 0.01)
+    assert general.describe_training(*general.variant(s, "with_pes")).endswith("methods: moments, direct, scaling, pes")
     assert general.describe_training(*general.variant(s, "general")) == (
         "a mixture of a sigmoid MLP on MNIST, a ReLU MLP on MNIST, a 64-unit ReLU MLP on MNIST, a 2-layer tanh MLP on "
         "MNIST, a ReLU MLP on Fashion-MNIST; horizons up to 200 steps; methods: moments, direct, scaling")

@@ -19,6 +19,9 @@ meta-training or of the rule:
     scaling      problems rescaled per coordinate                                              train.param_scale_spread
     warm_start   each episode's problems started where K ~ U{0…8000} steps of Adam (lr 0.01)
                  got to, so short truncations see the late regime of long runs (l2o.tasks.warm) train.warm_start
+    pes          the meta-gradient by PES (Vicol et al. 2021; 8 antithetic pairs, σ 0.01) over
+                 truncations of 25 steps, unbiased for the whole episode, in place of
+                 back-propagating each whole episode                                         train.estimator
 
 The recipe (the shipped `general`) uses moments, direct and scaling, meta-trained on whole 200-step episodes (one
 truncation each: cutting them into truncations of 25 made every trial drift, docs/general.md); imitation is left
@@ -60,6 +63,8 @@ CURRICULUM = (100, 200, 500, 1000)  # where the curriculum is switched on: these
 # multiple of the truncation
 IMITATE = "adam:0.01"  # where imitation is switched on: Adam at the direct term's starting learning rate
 WARM = "adam:0.01:8000"  # where warm starts are switched on: up to 8,000 steps of the same Adam first
+PES_UNROLL = 25  # where PES is switched on: the episode cut into truncations of this many steps (unbiased over the
+# whole episode all the same); switched off, one truncation per episode
 PLAIN = dict(moments=(), gradient_input=True, output_init=0.1, second_moment=0.999, moment_eps=1e-8)  # the 2016 rule's inputs and output
 
 
@@ -89,6 +94,9 @@ METHODS = {
     "scaling": (lambda r, t: t.param_scale_spread > 1,
                 lambda r, t: (r, replace(t, param_scale_spread=1.0 if t.param_scale_spread > 1 else 3.0))),
     "warm_start": (lambda r, t: bool(t.warm_start), lambda r, t: (r, replace(t, warm_start="" if t.warm_start else WARM))),
+    "pes": (lambda r, t: t.estimator == "pes",
+            lambda r, t: (r, replace(t, estimator="tbptt", unroll=t.horizon) if t.estimator == "pes"
+                          else replace(t, estimator="pes", unroll=PES_UNROLL, remat=0))),
 }
 
 
