@@ -62,6 +62,7 @@ def test_suite_end_to_end_names_its_stand_in_and_reuses(generated, tmp_path):
         second = json.loads((tmp_path / "train" / f"{key}-long" / "config.json").read_text())["train"]
         assert second["init_from"] == str(tmp_path / "train" / key) and (second["horizon"], second["unroll"]) == (6, 3)
         assert second["episodes"] == 1 and second["meta_lr"] == 1e-3
+        assert (second["problems"], second["val_problems"]) == (1, 1)  # the first stage's unless asked
         assert (second["imitate"], second["imitate_weight"]) == ("nag:0.1", 1e4)  # the first stage imitates nothing
         assert summary["runs"][key] == str(tmp_path / "train" / f"{key}-long")
     first = json.loads((tmp_path / "train" / "lstm" / "config.json").read_text())["train"]
@@ -90,6 +91,19 @@ def test_one_optimizer_alone_then_the_whole_suite_reuses_it(generated, tmp_path)
     assert set(summary["tasks"]["five"]) == {"description", cifar.LEARNED, cifar.SUB}
     with pytest.raises(ValueError, match="optimizers must be all, lstm or sub, got 'both'"):
         cifar.ExperimentConfig(optimizers="both")
+    with pytest.raises(ValueError, match="long_problems and long_val_problems must be >= 0"):
+        cifar.ExperimentConfig(long_problems=-1)
+
+
+def test_the_second_stage_may_take_more_problems_than_the_first(generated, tmp_path):
+    settings = tiny("five")
+    settings = replace(settings, experiment=replace(settings.experiment, optimizers="sub", long_problems=2,
+                                                    long_val_problems=3))
+    cifar.run(tmp_path, settings, progress=False, log=lambda *a: None)
+    first = json.loads((tmp_path / "train" / "sub" / "config.json").read_text())["train"]
+    second = json.loads((tmp_path / "train" / "sub-long" / "config.json").read_text())["train"]
+    assert (first["problems"], first["val_problems"]) == (1, 1)
+    assert (second["problems"], second["val_problems"]) == (2, 3)
 
 
 def test_the_suite_evaluates_without_lstm_sub_while_another_process_trains_it(generated, tmp_path):
@@ -119,7 +133,7 @@ def test_only_the_ten_class_task_trains_no_sub(generated, tmp_path):
     assert summary["runs"] == {"lstm": str(tmp_path / "train" / "lstm")} and not (tmp_path / "train" / "lstm-long").exists()
     assert set(summary["tasks"]["ten"]) == {"description", cifar.LEARNED}
     assert (tmp_path / "train" / "lstm" / "summary.json").is_file()
-    with pytest.raises(ValueError, match="long_episodes must be >= 0"):
+    with pytest.raises(ValueError, match="long_episodes, long_problems and long_val_problems must be >= 0"):
         cifar.ExperimentConfig(long_episodes=-1)
     with pytest.raises(ValueError, match="imitate must be NAME:LR"):  # at once, not after the first stage
         cifar.ExperimentConfig(long_imitate="bfgs:1")

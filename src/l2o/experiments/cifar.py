@@ -90,6 +90,8 @@ class ExperimentConfig:
     # third of the memory of one piece, the same gradient); 0 = in one piece
     long_meta_lr: float = 1e-3  # its meta learning rate (cosine schedule, as the first stage's)
     long_val_every: int = 10  # episodes between its validations (at its horizon; the first stage's best counts)
+    long_problems: int = 0  # problems per episode of its meta-training; 0: the first stage's (--problems)
+    long_val_problems: int = 0  # its validation problems; 0: the first stage's (--val-problems)
     long_imitate: str = "nag:0.1"  # its imitation of a hand-designed optimizer ("NAME:LR"; "": none; Chen et al. 2020)
     long_imitate_weight: float = 1e4  # the imitation term's weight (its meta-gradient is ~1e-4 of the log meta-loss's)
     subsets_episodes: int = 0  # a third stage, from the second's best weights, on random label subsets; 0 = none (tried: docs/cifar.md)
@@ -100,10 +102,11 @@ class ExperimentConfig:
 
     def __post_init__(self):
         if self.long_episodes < 0 or min(self.long_horizon, self.long_unroll, self.long_val_every) < 1 \
-                or not self.long_meta_lr > 0:
-            raise ValueError(f"long_episodes must be >= 0, long_horizon, long_unroll and long_val_every >= 1 and "
-                             f"long_meta_lr > 0; got {self.long_episodes}, {self.long_horizon}, {self.long_unroll}, "
-                             f"{self.long_val_every}, {self.long_meta_lr}")
+                or not self.long_meta_lr > 0 or min(self.long_problems, self.long_val_problems) < 0:
+            raise ValueError(f"long_episodes, long_problems and long_val_problems must be >= 0, long_horizon, "
+                             f"long_unroll and long_val_every >= 1 and long_meta_lr > 0; got {self.long_episodes}, "
+                             f"{self.long_problems}, {self.long_val_problems}, {self.long_horizon}, "
+                             f"{self.long_unroll}, {self.long_val_every}, {self.long_meta_lr}")
         object.__setattr__(self, "subsets_sizes", tuple(int(k) for k in self.subsets_sizes))  # a list from JSON
         if self.subsets_episodes < 0 or (self.subsets_episodes and not self.long_episodes) \
                 or self.subsets_val_problems < 1 or any(k < 2 or k > 5 for k in self.subsets_sizes):
@@ -206,6 +209,7 @@ def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, *, data_dir, **kw)
                    meta_lr=e.long_meta_lr, val_every=e.long_val_every, curriculum=(),
                    imitate=e.long_imitate, imitate_weight=e.long_imitate_weight,
                    checkpoint_every=2,  # its episodes are long (1,000 steps: minutes each)
+                   problems=e.long_problems or s.train.problems, val_problems=e.long_val_problems or s.train.val_problems,
                    init_from=str(first))
     runs.append(_stage(second, conv, describe(cfg), long, s, **kw))
     if not e.subsets_episodes:
