@@ -60,6 +60,14 @@ def test_in_place_updates_keep_the_controller_s_buffers_and_match():
     assert state.log_rate["a"] is buffers and rule.rates(state)["a"].tolist() == pytest.approx([0.125, 1.0])
 
 
+def test_in_place_updates_match_buffers_by_name_whatever_the_gradients_order():
+    rule = Plateau(SGD(lr=1.0), window=1, ratio=0.8, patience=1, beta=0.0)
+    state = rule.init({"a": torch.zeros(1, 1), "b": torch.zeros(1, 1)})
+    for t in range(4):  # "a" stalls and is cut; "b" keeps shrinking; the gradients come in the other order
+        _, state = rule.update({"b": torch.tensor([[0.5**t]]), "a": torch.tensor([[1.0]])}, state, inplace=True)
+    assert rule.rates(state)["a"].tolist() == pytest.approx([0.125]) and rule.rates(state)["b"].tolist() == [1.0]
+
+
 def test_bad_settings_are_refused():
     for kw, match in [({"window": 0}, "window"), ({"ratio": 1.5}, "ratio"), ({"patience": 0}, "patience"),
                       ({"factor": 1.0}, "factor"), ({"beta": 1.0}, "beta")]:

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from l2o.rules.base import implementation_of, tree_tensors
+from l2o.rules.base import implementation_of
 from l2o.tasks.base import Params
 
 
@@ -86,8 +86,9 @@ class Plateau(nn.Module):
             out[k] = u * log_rate[k].exp().to(u.dtype).view(-1, *[1] * (u.dim() - 1))
         fresh = (count, sq, best, waited, log_rate)
         if inplace:  # keep the controller's buffers, so that LearnedOptimizer need not re-split the state each step
-            for old, new in zip(tree_tensors(tuple(state[1:])), tree_tensors(fresh)):
-                old.copy_(new)
+            for old, new in zip(state[1:], fresh):  # matched by name, whatever order the gradients come in
+                for k in new:
+                    old[k].copy_(new[k])
             fresh = tuple(state[1:])
         return out, PlateauState(inner, *fresh)
 
