@@ -8,7 +8,6 @@ About 10 min of one core per seed and optimizer. Output: check.json (per problem
 check.txt (the means, their standard errors, and the ratio with a bootstrap interval over problems)."""
 import json
 import math
-import os
 from pathlib import Path
 
 import torch
@@ -38,9 +37,7 @@ for name, rule in rules.items():
         with torch.no_grad():
             losses = torch.as_tensor(unroll(rule, task, 1000).losses)
         done[key] = {"weights_sha256": sha, "final": [float(x) for x in losses[-1]]}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(done, indent=1))
-        os.replace(tmp, path)
+        checkpoint.atomic_write_text(path, json.dumps(done, indent=1))
         print(key, f"{losses[-1].mean():.5g}", flush=True)
 
 lines = []

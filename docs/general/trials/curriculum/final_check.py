@@ -10,9 +10,8 @@ from pathlib import Path
 
 import torch
 
-from l2o import checkpoint
 from l2o.experiments.long import LongConfig, cached_run, slug
-from l2o.meta.run_folder import prefixed
+from l2o.meta.run_folder import load_latest
 from l2o.rules import make_rule
 from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
 
@@ -23,9 +22,9 @@ e = LongConfig(steps=2000, test_problems=4, window=1000)  # the ablation's check
 
 
 def final_weights(run: str):
-    tensors, doc = checkpoint.load(train / run / "state.safetensors", "train_state")
+    weights, doc = load_latest(train / run)
     rule = make_rule(**doc["config"]["rule"])
-    rule.load_state_dict(prefixed(tensors, "rule."))
+    rule.load_state_dict(weights)
     return rule.eval(), doc["train_state"]["episode"]
 
 
