@@ -133,8 +133,46 @@ def test_a_long_runs_saved_segment(tmp_path, capsys, monkeypatch):
     (tmp_path / "summary.json").write_text("{}")  # a summary written earlier, with work under it still running
     assert main(["status", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"{path}: 10/40 steps, ") and "left at this pace (in progress; saved 0 min ago)" in out[0]
+    now = "stopped: the suite's command resumes it" if Path("/proc/locks").is_file() else "in progress"
+    assert out[0].startswith(f"{path}: 10/40 steps, ") and f"left at this pace ({now}; saved 0 min ago)" in out[0]
     assert out[1] == f"{tmp_path / 'tasks' / 'q' / 'bad.partial.pt'}: unreadable: {tmp_path / 'tasks' / 'q' / 'bad.partial.pt'}: not a readable l2o long segment"
     assert out[2].endswith("foreign.partial.pt: not a readable l2o long segment")
     assert out[3] == f"{tmp_path / 'summary.json'}: written 0 min ago; work under it is still in progress (above)"
 
+
+
+@pytest.mark.skipif(not Path("/proc/locks").is_file(), reason="the kernel's table of locks is Linux's")
+def test_a_long_run_being_computed_now_says_by_which_process(tmp_path, monkeypatch):
+    """The process computing a long run holds ``<optimizer>.partial.lock``: status names it; a second process on
+    the same run stops with an error naming the run and the holder, and computes nothing."""
+    from problems import lock_held_elsewhere
+
+    import l2o.experiments.long as long_suite
+    from l2o.rules.baselines import Adam
+
+    fam = QuadraticFamily()
+    task = fam.sample("test", 0, 2)
+    e = long_suite.LongConfig(steps=20, window=5, segment=10)
+    folder = tmp_path / "tasks" / "q"
+    folder.mkdir(parents=True)
+    unroll = long_suite.unroll
+
+    def stopped_after_a_segment(*args, **kwargs):
+        if (folder / "adam.partial.pt").exists():
+            raise KeyboardInterrupt
+        return unroll(*args, **kwargs)
+
+    monkeypatch.setattr(long_suite, "unroll", stopped_after_a_segment)
+    with pytest.raises(KeyboardInterrupt):
+        long_suite.cached_run(folder / "adam.json", fam, Adam(0.1), task, e, lambda m: None, "adam")
+    assert (folder / "adam.partial.lock").is_file()  # left by the stopped process, held by none
+    assert "(stopped: the suite's command resumes it; saved" in status.report(tmp_path)
+    monkeypatch.setattr(long_suite, "unroll", unroll)
+    with lock_held_elsewhere(folder / "adam.partial.lock", "4242") as holder:
+        assert f"(being computed now (pid {holder.pid}); saved" in status.report(tmp_path)
+        with pytest.raises(RuntimeError, match=r"q/adam is being computed by another process \(pid 4242\); wait"):
+            long_suite.cached_run(folder / "adam.json", fam, Adam(0.1), task, e, lambda m: None, "adam")
+    assert not (folder / "adam.json").exists()  # the second process computed nothing
+    r = long_suite.cached_run(folder / "adam.json", fam, Adam(0.1), task, e, lambda m: None, "adam")
+    assert (folder / "adam.json").is_file() and r["steps"] == 20
+    assert sorted(p.name for p in folder.iterdir()) == ["adam.json"]  # its segment and its lock are gone

@@ -7,8 +7,8 @@ For a run: episodes done of its total, its best validation so far, its meta-trai
 the average pace so far (an estimate: a curriculum's later episodes cost more); and, where the system's table of
 locks can be read (Linux), whether a process is meta-training it now (it holds the run's lock). For a progress file
 (``*.partial.json``, see ``l2o.partial``): how many pieces are done. For a long run's saved segment
-(``*.partial.pt``, ``l2o long``): its steps done of its total and the time left at its pace (the file is mapped,
-not read whole). A suite's ``summary.json`` is listed with its age, and whether work under it is in progress.
+(``*.partial.pt``, ``l2o long``): its steps done of its total, the time left at its pace (the file is mapped,
+not read whole) and whether a process computes it now (it holds ``*.partial.lock``). A suite's ``summary.json`` is listed with its age, and whether work under it is in progress.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from l2o import checkpoint, partial
-from l2o.meta.run_folder import CONFIG, HISTORY, STATE, lock_holder
+from l2o.meta.run_folder import CONFIG, HISTORY, SEGMENT_LOCK, STATE, holder, lock_holder
 
 
 def run_status(folder: str | Path, config: dict | None = None) -> dict[str, Any]:
@@ -73,7 +73,8 @@ def segment_status(path: str | Path) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - whatever is wrong with the file, a line that says so
         return {"path": str(path), "error": f"{path}: not a readable l2o long segment"}
     return {"path": str(path), "step": step, "steps": steps, "seconds": seconds,
-            "seconds_left": seconds / step * (steps - step) if step else None, "age": time.time() - path.stat().st_mtime}
+            "seconds_left": seconds / step * (steps - step) if step else None, "age": time.time() - path.stat().st_mtime,
+            "pid": holder(path.with_name(path.name.removesuffix(".partial.pt") + SEGMENT_LOCK))}
 
 
 def scan(root: str | Path) -> dict[str, list[dict[str, Any]]]:
@@ -108,6 +109,11 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
+def _locks_readable() -> bool:
+    """Whether the system's table of locks can be read (Linux), so that no holder means nothing runs."""
+    return Path("/proc/locks").is_file()
+
+
 def _training(r: dict) -> str:
     return f"; being meta-trained now (pid {r['pid']})" if r.get("pid") else ""
 
@@ -135,8 +141,10 @@ def report(root: str | Path) -> str:
         elif "pieces" in p:
             lines.append(f"{p['path']}: {p['pieces']} pieces done (in progress; saved {_duration(p['age'])} ago)")
         else:
+            now = (f"being computed now (pid {p['pid']})" if p.get("pid") else
+                   "stopped: the suite's command resumes it" if _locks_readable() else "in progress")
             lines.append(f"{p['path']}: {p['step']:,}/{p['steps']:,} steps, {_duration(p['seconds'])} so far, about "
-                         f"{_duration(p['seconds_left'])} left at this pace (in progress; saved {_duration(p['age'])} ago)")
+                         f"{_duration(p['seconds_left'])} left at this pace ({now}; saved {_duration(p['age'])} ago)")
     for summary in found["summaries"]:
         folder, age = Path(summary).parent, time.time() - Path(summary).stat().st_mtime
         running = any(Path(p["path"]).is_relative_to(folder) for p in found["progress"])

@@ -17,7 +17,9 @@ Each (task, optimizer) run is saved as it finishes (``tasks/<task>/<optimizer>.j
 last 1,000 steps, the largest mean loss, non-finite steps, and the curves every ``record_every`` steps), and
 while it runs every ``segment`` steps (``<optimizer>.partial.pt``: the parameters, the optimizer's state and the
 losses so far; loaded weights-only), so an interrupted suite resumes within the run it was in, on the trajectory
-an uninterrupted run takes (each step's minibatch is a function of the step). ``long.png`` (the curves),
+an uninterrupted run takes (each step's minibatch is a function of the step). The process computing a run holds a
+lock on ``<optimizer>.partial.lock``: a second process on the same folder stops with an error naming the run rather
+than computing it twice, and ``l2o status`` tells a running run from a stopped one. ``long.png`` (the curves),
 ``results.md`` and ``summary.json``.
 """
 
@@ -35,6 +37,7 @@ import torch
 
 from l2o import checkpoint
 from l2o.experiments import common
+from l2o.meta.run_folder import SEGMENT_LOCK, acquire
 from l2o.meta.unroll import unroll
 from l2o.rules.baselines import Adam
 from l2o.rules.base import implementation_of, tree_leaves, tree_map, tree_rebuild
@@ -152,12 +155,25 @@ def cached_run(path: Path, family, rule, task, e: LongConfig, log, message: str)
     saved = common.load_fresh(path, expect)
     if saved is not None:
         return saved
-    log(message)
-    partial = path.with_suffix(".partial.pt")
-    r = {**expect, **run_one(rule, task, e, partial, {**expect, "implementation": implementation_of(rule)})}
-    checkpoint.write_json(path, r)
-    partial.unlink(missing_ok=True)
-    return r
+    # held while this process computes the run, so a second process on the same folder says so rather than computing
+    # it twice, and `l2o status` can tell a running segment from a stopped one
+    lock_path = path.with_suffix(SEGMENT_LOCK)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = acquire(lock_path, f"{path.with_suffix('')} is being computed")
+    try:
+        saved = common.load_fresh(path, expect)  # finished by another process while this one waited to look
+        if saved is not None:
+            return saved
+        log(message)
+        partial = path.with_suffix(".partial.pt")
+        r = {**expect, **run_one(rule, task, e, partial, {**expect, "implementation": implementation_of(rule)})}
+        checkpoint.write_json(path, r)
+        partial.unlink(missing_ok=True)
+        lock_path.unlink(missing_ok=True)
+        return r
+    finally:
+        if lock is not None:
+            lock.close()
 
 
 def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, progress: bool = True,

@@ -31,13 +31,19 @@ from l2o import checkpoint
 
 STATE, BEST, CONFIG, HISTORY = "state.safetensors", "best.safetensors", "config.json", "history.csv"
 LOCK = ".lock"
+SEGMENT_LOCK = ".partial.lock"  # beside a long run's results file while a process computes it (l2o long)
 
 
 def lock_holder(folder: str | Path) -> int | None:
-    """The pid of the process meta-training the run in ``folder`` (holding its lock), read from the kernel's
-    table of locks (Linux's /proc/locks) without taking the lock; None if none holds it or where that table
-    cannot be read."""
-    path = Path(folder) / LOCK
+    """The pid of the process meta-training the run in ``folder`` (holding its lock); see ``holder``."""
+    return holder(Path(folder) / LOCK)
+
+
+def holder(path: str | Path) -> int | None:
+    """The pid of the process holding the advisory lock on the file ``path``, read from the kernel's table of
+    locks (Linux's /proc/locks) without taking the lock; None if none holds it or where that table cannot be
+    read."""
+    path = Path(path)
     try:
         st = path.stat()
         table = Path("/proc/locks").read_text()
@@ -52,9 +58,14 @@ def lock_holder(folder: str | Path) -> int | None:
 
 
 def _lock(path: Path):
+    return acquire(path, f"{path.parent} is being meta-trained")
+
+
+def acquire(path: Path, busy: str):
     """An open handle holding an exclusive advisory lock on ``path`` (released when it is closed, or when the
-    process ends however it ends); a clear error if another process holds it. None where the platform has no
-    ``fcntl`` (there runs are not guarded)."""
+    process ends however it ends), the holder's pid written in it; if another process holds it, an error that
+    starts with ``busy`` ("... is being meta-trained"). None where the platform has no ``fcntl`` (there the work
+    is not guarded)."""
     try:
         import fcntl
     except ImportError:  # Windows
@@ -65,13 +76,13 @@ def _lock(path: Path):
     except OSError as e:
         if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):  # e.g. a file system without locks
             handle.close()
-            warnings.warn(f"cannot lock {path} ({e}); nothing stops a second process from training this run at "
+            warnings.warn(f"cannot lock {path} ({e}); nothing stops a second process from doing this work at "
                           f"the same time", stacklevel=3)
             return None
         handle.seek(0)
-        holder = handle.read().strip()
+        pid = handle.read().strip()
         handle.close()
-        raise RuntimeError(f"{path.parent} is being meta-trained by another process{f' (pid {holder})' if holder else ''}; "
+        raise RuntimeError(f"{busy} by another process{f' (pid {pid})' if pid else ''}; "
                            f"wait for it to end or stop it, then run the same command again") from None
     handle.truncate(0)
     handle.write(str(os.getpid()))
