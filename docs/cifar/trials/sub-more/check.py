@@ -3,11 +3,14 @@ problems instead of the suite's 16: is the suite's 1.20× (standard errors about
 The suite's 16 problems are test seed 0; seeds 1–3 draw 48 more (other initial weights and minibatch orders).
 Both optimizers run the same problems for 1,000 steps, as in the suite. Usage (resumable: each finished seed and
 optimizer is kept in check.json):
-    python docs/cifar/trials/sub-more/check.py
-About 10 min of one core per seed and optimizer. Output: check.json (per problem, the loss at step 1,000) and
-check.txt (the means, their standard errors, and the ratio with a bootstrap interval over problems)."""
+    python docs/cifar/trials/sub-more/check.py [NAME=RUN ...]
+NAME=RUN adds a candidate (a run folder or checkpoint, e.g. a trial's LSTM-sub) on the same 64 problems, each
+against the LSTM. About 10 min of one core per seed and optimizer. Output: check.json (per problem, the loss at
+step 1,000) and check.txt (the means, their standard errors, and each ratio with a bootstrap interval over
+problems)."""
 import json
 import math
+import sys
 from pathlib import Path
 
 import torch
@@ -21,6 +24,8 @@ torch.set_num_threads(1)
 here = Path(__file__).parent
 root = here.parents[2]
 runs = {"LSTM": root / "cifar/train/lstm-long", "LSTM-sub": root / "cifar/train/sub-long"}
+candidates = dict(arg.split("=", 1) for arg in sys.argv[1:])
+runs.update(candidates)
 suite = json.loads((root / "cifar/tasks/five/results.json").read_text())
 family = ConvFamily(ConvConfig(dataset="fashion-mnist", labels=(0, 1, 2, 3, 4)))
 rules = {name: checkpoint.load_rule(path).eval() for name, path in runs.items()}
@@ -28,7 +33,7 @@ path = here / "check.json"
 done = json.loads(path.read_text()) if path.exists() else {}
 for name, rule in rules.items():
     sha = weights_sha(rule)
-    assert sha == suite["learned_sha256"][f"{name} (learned)"], f"not the suite's {name}"
+    assert name in candidates or sha == suite["learned_sha256"][f"{name} (learned)"], f"not the suite's {name}"
     for seed in range(4):
         key = f"{name} seed {seed}"
         if key in done and done[key]["weights_sha256"] == sha:
@@ -44,7 +49,7 @@ lines = []
 final = {name: torch.tensor([x for s in range(4) for x in done[f"{name} seed {s}"]["final"]], dtype=torch.float64)
          for name in rules}
 for s in range(4):
-    a, b = (torch.tensor(done[f"{n} seed {s}"]["final"]).mean() for n in rules)
+    a, b = (torch.tensor(done[f"{n} seed {s}"]["final"]).mean() for n in ("LSTM", "LSTM-sub"))
     suite_note = ""
     if s == 0:
         suite_note = (f"   (the suite: {suite['rules']['LSTM (learned)']['final_mean']:.5g} and "
@@ -53,12 +58,13 @@ for s in range(4):
 for name, f in final.items():
     lines.append(f"{name:8s} 64 problems: mean {f.mean():.5g} ± {f.std() / math.sqrt(len(f)):.2g} (standard error), "
                  f"median {f.median():.3g}")
-ratio = final["LSTM-sub"].mean() / final["LSTM"].mean()
-gen = torch.Generator().manual_seed(0)
-idx = torch.randint(0, len(final["LSTM"]), (10000, len(final["LSTM"])), generator=gen)
-boot = final["LSTM-sub"][idx].mean(1) / final["LSTM"][idx].mean(1)  # same problems resampled for both (paired)
-lo, hi = torch.quantile(boot, torch.tensor([0.05, 0.95], dtype=torch.float64))
-lines.append(f"ratio of the means, LSTM-sub / LSTM, 64 problems: {ratio:.3f} (90 % bootstrap interval over problems "
-             f"{lo:.2f}–{hi:.2f})")
+for name in [n for n in rules if n != "LSTM"]:
+    ratio = final[name].mean() / final["LSTM"].mean()
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, len(final["LSTM"]), (10000, len(final["LSTM"])), generator=gen)
+    boot = final[name][idx].mean(1) / final["LSTM"][idx].mean(1)  # same problems resampled for both (paired)
+    lo, hi = torch.quantile(boot, torch.tensor([0.05, 0.95], dtype=torch.float64))
+    lines.append(f"ratio of the means, {name} / LSTM, 64 problems: {ratio:.3f} (90 % bootstrap interval over problems "
+                 f"{lo:.2f}–{hi:.2f})")
 print("\n".join(lines))
 (here / "check.txt").write_text("\n".join(lines) + "\n")
