@@ -140,7 +140,6 @@ def test_a_long_runs_saved_segment(tmp_path, capsys, monkeypatch):
     assert out[3] == f"{tmp_path / 'summary.json'}: written 0 min ago; work under it is still in progress (above)"
 
 
-
 @pytest.mark.skipif(not Path("/proc/locks").is_file(), reason="the kernel's table of locks is Linux's")
 def test_a_long_run_being_computed_now_says_by_which_process(tmp_path, monkeypatch):
     """The process computing a long run holds ``<optimizer>.partial.lock``: status names it; a second process on

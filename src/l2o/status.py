@@ -8,7 +8,8 @@ the average pace so far (an estimate: a curriculum's later episodes cost more); 
 locks can be read (Linux), whether a process is meta-training it now (it holds the run's lock). For a progress file
 (``*.partial.json``, see ``l2o.partial``): how many pieces are done. For a long run's saved segment
 (``*.partial.pt``, ``l2o long``): its steps done of its total, the time left at its pace (the file is mapped,
-not read whole) and whether a process computes it now (it holds ``*.partial.lock``). A suite's ``summary.json`` is listed with its age, and whether work under it is in progress.
+not read whole) and whether a process computes it now (it holds ``*.partial.lock``). A suite's ``summary.json``
+is listed with its age, and whether work under it is in progress.
 """
 
 from __future__ import annotations

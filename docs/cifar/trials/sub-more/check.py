@@ -58,10 +58,10 @@ for s in range(4):
 for name, f in final.items():
     lines.append(f"{name:8s} 64 problems: mean {f.mean():.5g} ± {f.std() / math.sqrt(len(f)):.2g} (standard error), "
                  f"median {f.median():.3g}")
+gen = torch.Generator().manual_seed(0)
+idx = torch.randint(0, len(final["LSTM"]), (10000, len(final["LSTM"])), generator=gen)  # one resampling for all
 for name in [n for n in rules if n != "LSTM"]:
     ratio = final[name].mean() / final["LSTM"].mean()
-    gen = torch.Generator().manual_seed(0)
-    idx = torch.randint(0, len(final["LSTM"]), (10000, len(final["LSTM"])), generator=gen)
     boot = final[name][idx].mean(1) / final["LSTM"][idx].mean(1)  # same problems resampled for both (paired)
     lo, hi = torch.quantile(boot, torch.tensor([0.05, 0.95], dtype=torch.float64))
     lines.append(f"ratio of the means, {name} / LSTM, 64 problems: {ratio:.3f} (90 % bootstrap interval over problems "
