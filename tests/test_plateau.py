@@ -68,9 +68,26 @@ def test_in_place_updates_match_buffers_by_name_whatever_the_gradients_order():
     assert rule.rates(state)["a"].tolist() == pytest.approx([0.125]) and rule.rates(state)["b"].tolist() == [1.0]
 
 
+def test_a_spike_cuts_against_the_least_value_and_not_against_the_last_check():
+    # the gradient halves every step, jumps back up once (step 5) and halves again: against its least value the two
+    # checks after the spike are stalled (a cut); against the last check only the spike's own check is
+    g = [1.0, 0.5, 0.25, 0.125, 1.0, 0.5, 0.25, 0.125, 0.0625]
+    grads = [{"w": torch.tensor([[v]])} for v in g]
+    rates = {}
+    for reference in ("least", "last"):
+        rule = Plateau(SGD(lr=1.0), window=1, ratio=0.8, patience=2, beta=0.0, reference=reference)
+        _, state = _steps(rule, grads)
+        rates[reference] = rule.rates(state)["w"].item()
+    assert rates == {"least": pytest.approx(0.5), "last": 1.0}
+    # a gradient that does not shrink is cut either way
+    rule = Plateau(SGD(lr=1.0), window=1, ratio=0.8, patience=2, beta=0.0, reference="last")
+    _, state = _steps(rule, [{"w": torch.ones(1, 1)}] * 5)
+    assert rule.rates(state)["w"].item() == pytest.approx(0.25)
+
+
 def test_bad_settings_are_refused():
     for kw, match in [({"window": 0}, "window"), ({"ratio": 1.5}, "ratio"), ({"patience": 0}, "patience"),
-                      ({"factor": 1.0}, "factor"), ({"beta": 1.0}, "beta")]:
+                      ({"factor": 1.0}, "factor"), ({"beta": 1.0}, "beta"), ({"reference": "min"}, "reference")]:
         with pytest.raises(ValueError, match=match):
             Plateau(SGD(lr=1.0), **kw)
 

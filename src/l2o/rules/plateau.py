@@ -5,7 +5,9 @@ tensor it keeps s, the mean squared gradient averaged over about 1/(1 − ``beta
 second moment). Every ``window`` steps it compares s with the least value s had at an earlier check: if s has not
 fallen below ``ratio`` times it for ``patience`` checks in a row, the gradient has stopped shrinking (the loss has
 stopped falling, or the steps' own noise dominates it) and that tensor's steps are multiplied by ``factor`` from
-then on (the least value restarts from s). Where the gradient keeps shrinking, as it does while the loss keeps
+then on (the least value restarts from s). With ``reference="last"`` s is compared with its value at the last check
+instead of its least one, so that a spike (s jumping up, then falling back) counts as one stalled check, not as
+stalled checks until s is back below its pre-spike least value. Where the gradient keeps shrinking, as it does while the loss keeps
 falling, it never acts, so a rate that suits a task is kept; where it stalls, as Adam's does at a rate too large
 for the task, the rate comes down. In the spirit of ``torch.optim.lr_scheduler.ReduceLROnPlateau``, which needs
 the loss.
@@ -35,7 +37,8 @@ class PlateauState(NamedTuple):
     inner: Any  # the wrapped rule's state
     count: dict  # name -> (B,) steps seen
     sq: dict  # name -> (B,) the moving average of the tensor's mean squared gradient (not bias-corrected)
-    best: dict  # name -> (B,) the least bias-corrected average at a check since the last cut (inf before any)
+    best: dict  # name -> (B,) the reference: the least bias-corrected average at a check since the last cut, or
+    # (reference "last") its value at the last check; inf before any
     waited: dict  # name -> (B,) checks in a row without the fall asked for
     log_rate: dict  # name -> (B,) the log of the factor on the wrapped rule's steps (0: as the rule makes them)
 
@@ -44,7 +47,7 @@ class Plateau(nn.Module):
     name = "plateau"
 
     def __init__(self, rule, window: int = 1000, ratio: float = 0.8, patience: int = 2, factor: float = 0.5,
-                 beta: float = 0.999, *, implementation: str = "auto"):
+                 beta: float = 0.999, reference: str = "least", *, implementation: str = "auto"):
         super().__init__()
         from l2o.rules import make_rule  # the wrapped rule given by its settings (as read from a checkpoint)
 
@@ -58,8 +61,11 @@ class Plateau(nn.Module):
             raise ValueError(f"factor must be in (0, 1), got {factor}")
         if not 0 <= beta < 1:
             raise ValueError(f"beta must be in [0, 1), got {beta}")
+        if reference not in ("least", "last"):
+            raise ValueError(f"reference must be 'least' or 'last', got {reference!r}")
         self.rule = make_rule(**rule, implementation=implementation) if isinstance(rule, dict) else rule
         self.window, self.ratio, self.patience, self.factor, self.beta = window, float(ratio), patience, float(factor), float(beta)
+        self.reference = reference
 
     def init(self, params: Params) -> PlateauState:
         def per(value: float) -> dict:  # float32 whatever the parameters' dtype: counts stay exact to 2^24 steps
@@ -81,7 +87,8 @@ class Plateau(nn.Module):
             cut = w >= self.patience
             waited[k] = torch.where(cut, torch.zeros_like(w), w)
             log_rate[k] = state.log_rate[k] + cut.to(s.dtype) * math.log(self.factor)
-            best[k] = torch.where(check, torch.where(cut, s, torch.minimum(state.best[k], s)), state.best[k])
+            kept = s if self.reference == "last" else torch.where(cut, s, torch.minimum(state.best[k], s))
+            best[k] = torch.where(check, kept, state.best[k])
             u = updates[k]
             out[k] = u * log_rate[k].exp().to(u.dtype).view(-1, *[1] * (u.dim() - 1))
         fresh = (count, sq, best, waited, log_rate)
@@ -111,7 +118,7 @@ class Plateau(nn.Module):
 
     def config(self) -> dict:
         return {"name": self.name, "rule": self.rule.config(), "window": self.window, "ratio": self.ratio,
-                "patience": self.patience, "factor": self.factor, "beta": self.beta}
+                "patience": self.patience, "factor": self.factor, "beta": self.beta, "reference": self.reference}
 
     def implementation_info(self) -> dict:
         return implementation_of(self.rule)
