@@ -105,6 +105,15 @@ def test_checkpoint_round_trip_and_unroll(tmp_path):
     assert torch.equal(a.losses, b.losses)
 
 
+def test_the_reference_round_trips_and_the_default_keeps_the_settings_saved_before_it(tmp_path):
+    rule = Plateau(SGD(lr=1.0), reference="last")
+    checkpoint.save_rule(tmp_path / "p.safetensors", rule)
+    assert checkpoint.load_rule(tmp_path / "p.safetensors").reference == "last"
+    # results are cached by the rule's settings: the default leaves them as they were before the option existed
+    assert set(Plateau(SGD(lr=1.0)).config()) == {"name", "rule", "window", "ratio", "patience", "factor", "beta"}
+    assert make_rule(**Plateau(SGD(lr=1.0)).config()).reference == "least"
+
+
 def test_learned_optimizer_keeps_the_controller_per_parameter_and_resumes_exactly(tmp_path):
     torch.manual_seed(0)
     rule = Plateau(LSTMRule(output_init=1.0), window=3, ratio=0.9, patience=1)

@@ -117,8 +117,11 @@ class Plateau(nn.Module):
             reset()
 
     def config(self) -> dict:
-        return {"name": self.name, "rule": self.rule.config(), "window": self.window, "ratio": self.ratio,
-                "patience": self.patience, "factor": self.factor, "beta": self.beta, "reference": self.reference}
+        out = {"name": self.name, "rule": self.rule.config(), "window": self.window, "ratio": self.ratio,
+               "patience": self.patience, "factor": self.factor, "beta": self.beta}
+        if self.reference != "least":  # only where it is not the default: results saved before the option matched
+            out["reference"] = self.reference  # their settings as they are
+        return out
 
     def implementation_info(self) -> dict:
         return implementation_of(self.rule)
