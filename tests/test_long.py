@@ -33,9 +33,25 @@ def test_the_suite_runs_each_optimizer_once_and_resumes(data, tmp_path, capsys):
     assert (out / "tasks" / "mnist_relu" / "mnist.json").stat().st_mtime_ns == stamp
 
 
+def test_tuned_baselines_can_be_left_out_or_chosen(data, tmp_path):  # noqa: F811
+    root, _ = data
+    out = tmp_path / "long"
+    base = ["long", "--out", str(out), "--data-dir", str(root), "--steps", "12", "--window", "4", "--test-problems",
+            "1", "--tune-steps", "3", "--tune-problems", "1", "--adam-lrs", "0.01", "--learned", "--only",
+            "mnist_relu", "--no-progress"]
+    assert main([*base, "--tuned"]) == 0  # the flag alone: no tuning, no tuned baseline
+    assert sorted(p.name for p in (out / "tasks" / "mnist_relu").iterdir()) == ["adam_lr_0.01.json"]
+    assert main([*base, "--tuned", "nag"]) == 0
+    runs = sorted(p.name for p in (out / "tasks" / "mnist_relu").glob("*.json"))
+    assert runs[0] == "adam_lr_0.01.json" and runs[1].startswith("nag_tuned_lr_") and runs[2:] == ["tuning.json"]
+    assert json.loads((out / "summary.json").read_text())["settings"]["tuned"] == ["nag"]
+
+
 def test_bad_settings():
     with pytest.raises(ValueError, match="window <= steps"):
         long.LongConfig(steps=10, window=20)
+    with pytest.raises(ValueError, match=r"unknown baselines \['adam'\]; choose from rmsprop, nag"):
+        long.LongConfig(tuned=("adam",))
     with pytest.raises(ValueError, match=r"unknown tasks \['cifar'\]"):
         long.families(long.Settings(long.LongConfig(only="cifar")))
 

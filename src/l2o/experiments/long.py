@@ -5,7 +5,8 @@ Per task, on the same held-out test problems, each optimizer runs ``steps`` step
 
     learned     the shipped optimizers named in ``learned`` that this installation has (e.g. general, mnist)
     adam (lr)   Adam at each learning rate of ``adam_lrs`` (1e-3, 3e-3, 1e-2, 3e-2): the bar to meet
-    rmsprop, nag  tuned on validation problems over ``tune_steps`` steps
+    rmsprop, nag  tuned on validation problems over ``tune_steps`` steps (``tuned``: which of them; none, for a
+                  trial of one's own optimizer whose baselines' runs are copied from a finished suite)
 
 Tasks:
     mnist_sigmoid   the paper's MNIST MLP, 784-20-10 sigmoid
@@ -46,6 +47,7 @@ from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
 from l2o.tune import lr_grid, save_tuning, tune, tuned_rules
 
 TASKS = ("mnist_sigmoid", "mnist_relu", "conv", "unseen")
+TUNED = ("rmsprop", "nag")  # tuned together (one tuning file per task), run as asked
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class LongConfig:
     test_problems: int = 8  # held-out test problems per task
     learned: tuple[str, ...] = ("general", "mnist")  # shipped optimizers or checkpoints / run folders (absent ones: skipped, said)
     adam_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
+    tuned: tuple[str, ...] = ("rmsprop", "nag")  # the baselines whose learning rate is tuned per task, then run
     tune_steps: int = 1000  # RMSprop's and NAG's learning rates: tuned over this many steps
     tune_problems: int = 4
     window: int = 1000  # "the last steps": the mean loss over the last `window` steps is the headline
@@ -64,6 +67,10 @@ class LongConfig:
     def __post_init__(self):
         if not 1 <= self.window <= self.steps or self.record_every < 1 or self.test_problems < 1 or self.segment < 1:
             raise ValueError("need 1 <= window <= steps, record_every >= 1, test_problems >= 1 and segment >= 1")
+        object.__setattr__(self, "tuned", tuple(self.tuned))  # a list from JSON
+        unknown = sorted(set(self.tuned) - set(TUNED))
+        if unknown:
+            raise ValueError(f"tuned: unknown baselines {unknown}; choose from {', '.join(TUNED)} (none: no tuning)")
 
 
 @dataclass
@@ -207,17 +214,19 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         # the learned optimizers and the bar (Adam) first: on a slow task they are what an interrupted suite has
         run_all({**{n: checkpoint.load_rule(n, device=device) for n in learned},
                  **{f"adam (lr {lr:g})": Adam(lr=lr) for lr in e.adam_lrs}})
+        if not e.tuned:  # e.g. a trial's own optimizer, its baselines copied from a finished suite
+            continue
         tuning_path = folder / "tuning.json"
         wanted = {"task": family.config(), "steps": e.tune_steps, "num_problems": e.tune_problems,
                   "grid": lr_grid(1e-4, 1.0, 2)}
         tuning = common.load_fresh(tuning_path, wanted, key="baselines")
         if tuning is None:
             log(f"{name}: tuning RMSprop and NAG over {e.tune_steps} steps on {e.tune_problems} validation problems")
-            tuning = tune(family, ("rmsprop", "nag"), grid=wanted["grid"], steps=e.tune_steps,
+            tuning = tune(family, TUNED, grid=wanted["grid"], steps=e.tune_steps,
                           num_problems=e.tune_problems, progress=progress, device=device,
                           partial=folder / "tuning.partial.json")
             save_tuning(tuning, tuning_path)
-        run_all({f"{k} (tuned, lr {r.lr:.3g})": r for k, r in tuned_rules(tuning).items()})
+        run_all({f"{k} (tuned, lr {r.lr:.3g})": r for k, r in tuned_rules(tuning).items() if k in e.tuned})
     summary = {"command": command, "settings": asdict(e), "skipped": missing,
                "tasks": {k: _headline(v, learned, e) for k, v in results.items()},
                "total_seconds": round(time.perf_counter() - started, 1), "machine": common.machine(device)}
