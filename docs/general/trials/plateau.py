@@ -85,7 +85,6 @@ class StationaryState(NamedTuple):
     squares: torch.Tensor  # (problems,): the sum of the window's squared gradient norms
     log_rate: torch.Tensor  # (problems,)
     cuts: torch.Tensor  # (problems,)
-    first_cut: torch.Tensor  # (problems,)
     readings: list  # W·S at each check, (problems,) each (a reading)
 
 
@@ -103,23 +102,22 @@ class StationaryAdam(Adam):
     def init(self, params):
         n = next(iter(params.values())).shape[0]
         return StationaryState(Adam.init(self, params), {k: torch.zeros_like(p) for k, p in params.items()},
-                               torch.zeros(n), torch.full((n,), math.log(self.lr)), torch.zeros(n), torch.zeros(n), [])
+                               torch.zeros(n), torch.full((n,), math.log(self.lr)), torch.zeros(n), [])
 
     def update(self, grads, state, *, inplace=False):
         direction, adam = Adam.update(Adam(1.0, self.beta1, self.beta2, self.eps), grads, state.adam)
-        _, total, squares, log_rate, cuts, first, readings = state
+        _, total, squares, log_rate, cuts, readings = state
         total = {k: total[k] + g for k, g in grads.items()}
         squares = squares + sum(g.flatten(1).pow(2).sum(1) for g in grads.values())
         if adam.step % self.window == 0:
             ws = sum(t.flatten(1).pow(2).sum(1) for t in total.values()) / squares
             cut = ws < self.threshold
             log_rate = log_rate + cut * math.log(self.factor)
-            first = torch.where(cut & (cuts == 0), torch.full_like(first, adam.step), first)
             cuts, readings = cuts + cut, readings + [ws]
             total, squares = {k: torch.zeros_like(t) for k, t in total.items()}, torch.zeros_like(squares)
         rate = log_rate.exp()
         return ({k: u * rate.view(-1, *[1] * (u.dim() - 1)) for k, u in direction.items()},
-                StationaryState(adam, total, squares, log_rate, cuts, first, readings))
+                StationaryState(adam, total, squares, log_rate, cuts, readings))
 
 
 RULES = {"adam_.001": Adam(0.001), "adam_.003": Adam(0.003), "adam_.01": Adam(0.01),

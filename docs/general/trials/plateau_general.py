@@ -31,7 +31,6 @@ CANDIDATES = {
     "general": lambda: load_rule("general"),
     "plateau_least": lambda: Plateau(load_rule("general")),  # the defaults (the long suite's check: 1.18x on ReLU)
     "plateau_last": lambda: Plateau(load_rule("general"), reference="last"),
-    "plateau_last_p3": lambda: Plateau(load_rule("general"), reference="last", patience=3),
     "adam_.01": lambda: Adam(0.01),
     "adam_.003": lambda: Adam(0.003),
     "adam_.001": lambda: Adam(0.001),

@@ -56,7 +56,7 @@ class LongConfig:
     test_problems: int = 8  # held-out test problems per task
     learned: tuple[str, ...] = ("general", "mnist")  # shipped optimizers or checkpoints / run folders (absent ones: skipped, said)
     adam_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
-    tuned: tuple[str, ...] = ("rmsprop", "nag")  # the baselines whose learning rate is tuned per task, then run
+    tuned: tuple[str, ...] = TUNED  # the baselines whose learning rate is tuned per task, then run
     tune_steps: int = 1000  # RMSprop's and NAG's learning rates: tuned over this many steps
     tune_problems: int = 4
     window: int = 1000  # "the last steps": the mean loss over the last `window` steps is the headline

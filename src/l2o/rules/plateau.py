@@ -7,10 +7,10 @@ fallen below ``ratio`` times it for ``patience`` checks in a row, the gradient h
 stopped falling, or the steps' own noise dominates it) and that tensor's steps are multiplied by ``factor`` from
 then on (the least value restarts from s). With ``reference="last"`` s is compared with its value at the last check
 instead of its least one, so that a spike (s jumping up, then falling back) counts as one stalled check, not as
-stalled checks until s is back below its pre-spike least value. Where the gradient keeps shrinking, as it does while the loss keeps
-falling, it never acts, so a rate that suits a task is kept; where it stalls, as Adam's does at a rate too large
-for the task, the rate comes down. In the spirit of ``torch.optim.lr_scheduler.ReduceLROnPlateau``, which needs
-the loss.
+stalled checks until s is back below its pre-spike least value. Where the gradient keeps shrinking, as it does
+while the loss keeps falling, it never acts, so a rate that suits a task is kept; where it stalls, as Adam's does
+at a rate too large for the task, the rate comes down. In the spirit of
+``torch.optim.lr_scheduler.ReduceLROnPlateau``, which needs the loss.
 
     rule = Plateau(LSTMRule(...))                 # or any rule, learned or hand-designed
     rule = Plateau({"name": "adam", "lr": 0.01})  # by settings, as read from a checkpoint
