@@ -106,6 +106,20 @@ def test_the_second_stage_may_take_more_problems_than_the_first(generated, tmp_p
     assert (second["problems"], second["val_problems"]) == (2, 3)
 
 
+def test_the_five_class_split_is_a_setting_and_lstm_sub_trains_on_the_other_five(generated, tmp_path):
+    settings = tiny("five")
+    settings = replace(settings, experiment=replace(settings.experiment, optimizers="sub", five=(0, 1, 2, 5, 7)))
+    assert settings.experiment.sub_labels == (3, 4, 6, 8, 9)
+    cifar.run(tmp_path, settings, progress=False, log=lambda *a: None)
+    for stage in ("sub", "sub-long"):
+        assert json.loads((tmp_path / "train" / stage / "config.json").read_text())["task"]["labels"] == [3, 4, 6, 8, 9]
+    tasks = cifar.eval_tasks(replace(settings, experiment=replace(settings.experiment, only="five")))
+    assert tasks["five"][0].labels == (0, 1, 2, 5, 7)
+    for bad in ((2, 3, 4, 5, 6), (0, 1, 2, 3), (0, 1, 2, 3, 3), (0, 1, 2, 3, 4, 4), (0, 1, 2, 3, 10)):  # must hold 0 and 1: LSTM-sub's
+        with pytest.raises(ValueError, match="five must be five distinct classes of 0-9 holding \\[0, 1\\]"):
+            cifar.ExperimentConfig(five=bad)  # classes stay disjoint from the two-class task
+
+
 def test_the_suite_evaluates_without_lstm_sub_while_another_process_trains_it(generated, tmp_path):
     from problems import lock_held_elsewhere
     settings = tiny("five", long_episodes=0)

@@ -2,23 +2,24 @@
 
 Two optimizers, both the paper's two-LSTM rule (one LSTM for the convolution kernels, one for the rest):
     LSTM        meta-trained on the 10-class task
-    LSTM-sub    meta-trained only on the classes SUB_LABELS, disjoint from both evaluation subsets
+    LSTM-sub    meta-trained only on the classes not in ``five`` (``sub_labels``), disjoint from both subsets
 Each is meta-trained in two stages: TRAIN (horizon 200), then a second stage at the evaluation's horizon (1,000
 steps) started from the first stage's best weights, imitating NAG as an extra meta-loss term (Chen et al. 2020;
 ``ExperimentConfig.long_*``). An optimizer meta-trained only on 200-step episodes kept pace with Adam and NAG over
 its horizon and fell behind them by step 1,000, its steps too small and far smaller than NAG's (docs/cifar.md).
 An optional third stage (``ExperimentConfig.subsets_*``, off by default), from the second's best weights,
-meta-trains on random subsets of the optimizer's classes (2, 5 and all of them; never FIVE or TWO themselves:
+meta-trains on random subsets of the optimizer's classes (2, 5 and all of them; never ``five`` or TWO themselves:
 l2o.tasks.label_subsets). It was tried because the two-stage optimizer, trained only on the 10-class task, led
 NAG on the 5-class task to about step 500 and ended at twice its loss; its validation got worse (docs/cifar.md).
 Evaluation tasks (baselines tuned per task on validation problems; everything on the same test problems):
     ten         the 10 classes (Figure 7, left)
-    five        the classes FIVE (Figure 7, middle)
+    five        the classes ``ExperimentConfig.five`` (Figure 7, middle)
     two         the classes TWO (Figure 7, right)
     torch_layers  the 10 classes with PyTorch's default layers: nn.Conv2d/nn.Linear init, batch norm with a scale
     mnist_mlp   the paper's MNIST MLP (100 steps): how the conv optimizer does on a model it never saw
-The paper does not say which labels form its subsets; these are ours: FIVE = 0–4, TWO = 0–1 (CIFAR-10:
-airplane, automobile, bird, cat, deer; airplane, automobile), SUB_LABELS = 5–9.
+The paper does not say which labels form its subsets; these are ours: by default five = 0–4, TWO = 0–1 (CIFAR-10:
+airplane, automobile, bird, cat, deer; airplane, automobile), LSTM-sub's classes the other five, 5–9. ``five`` is a
+setting (``--five``; it must hold TWO): on Fashion-MNIST the halves 0–4 and 5–9 differ in difficulty (docs/cifar.md).
 
 ``dataset``: "cifar10" (the real experiment; `l2o data cifar10`), or "fashion-mnist" / "mnist", the same
 network on 28×28×1 images: a stand-in, named as such in every figure, table and summary.
@@ -54,7 +55,7 @@ from l2o.tasks.label_subsets import LabelSubsetsFamily
 from l2o.tasks.mlp import ImageMLPFamily, MLPConfig
 from l2o.tune import lr_grid
 
-FIVE, TWO, SUB_LABELS = (0, 1, 2, 3, 4), (0, 1), (5, 6, 7, 8, 9)
+FIVE, TWO = (0, 1, 2, 3, 4), (0, 1)  # the default five-class subset, and the two-class one
 NAMES = {"cifar10": "CIFAR-10", "fashion-mnist": "Fashion-MNIST (stand-in for CIFAR-10)",
          "mnist": "MNIST (stand-in for CIFAR-10)"}
 LEARNED, SUB = "LSTM (learned)", "LSTM-sub (learned)"
@@ -97,6 +98,7 @@ class ExperimentConfig:
     subsets_episodes: int = 0  # a third stage, from the second's best weights, on random label subsets; 0 = none (tried: docs/cifar.md)
     subsets_sizes: tuple[int, ...] = (2, 5)  # the subsets' sizes (besides all of the optimizer's classes)
     subsets_val_problems: int = 2  # validation problems per size (the stage validates every long_val_every episodes)
+    five: tuple[int, ...] = FIVE  # the five-class task's classes, holding 0 and 1; LSTM-sub trains on the other five
     optimizers: str = "all"  # "lstm" or "sub": this process only meta-trains that optimizer, then stops (so that two
     # processes, or machines sharing the folder, train both at once; the command without it then evaluates)
 
@@ -113,11 +115,20 @@ class ExperimentConfig:
             raise ValueError(f"subsets_episodes must be >= 0 (and needs long_episodes), subsets_val_problems >= 1 and "
                              f"subsets_sizes between 2 and 5 classes; got {self.subsets_episodes}, "
                              f"{self.subsets_val_problems}, {list(self.subsets_sizes)}")
+        object.__setattr__(self, "five", tuple(int(k) for k in self.five))
+        if len(self.five) != 5 or len(set(self.five)) != 5 or not set(TWO) <= set(self.five) <= set(range(10)):
+            raise ValueError(f"five must be five distinct classes of 0-9 holding {list(TWO)} (LSTM-sub trains on the "
+                             f"other five, disjoint from both subsets); got {list(self.five)}")
         if self.optimizers not in ("all", "lstm", "sub"):
             raise ValueError(f"optimizers must be all, lstm or sub, got {self.optimizers!r}")
         if self.long_episodes:  # the stage's settings checked now, not hours later when the first stage is done
             TrainConfig(horizon=self.long_horizon, unroll=self.long_unroll, remat=self.long_remat,
                         imitate=self.long_imitate, imitate_weight=self.long_imitate_weight)
+
+    @property
+    def sub_labels(self) -> tuple[int, ...]:
+        """LSTM-sub's classes: the five not in ``five`` (so none of TWO either)."""
+        return tuple(k for k in range(10) if k not in self.five)
 
 
 @dataclass
@@ -131,7 +142,7 @@ class Settings:
 def eval_tasks(s: Settings) -> dict[str, tuple[ConvConfig | MLPConfig, int]]:
     """Every evaluation task: name -> (the optimizee's settings, steps)."""
     steps = s.experiment.steps
-    tasks = {"ten": (replace(s.task, labels=()), steps), "five": (replace(s.task, labels=FIVE), steps),
+    tasks = {"ten": (replace(s.task, labels=()), steps), "five": (replace(s.task, labels=s.experiment.five), steps),
              "two": (replace(s.task, labels=TWO), steps),
              "torch_layers": (replace(s.task, labels=(), init="torch", bn_scale=True), steps),
              "mnist_mlp": (MLPConfig(), s.experiment.mlp_steps)}
@@ -191,10 +202,10 @@ class Trained(NamedTuple):
 
 def subsets_family(cfg: ConvConfig, e: ExperimentConfig, data_dir=None) -> LabelSubsetsFamily:
     """The third stage's tasks: random subsets (sizes ``e.subsets_sizes``, and all of them) of the optimizer's
-    classes (``cfg.labels``, or all ten), never the evaluation subsets FIVE and TWO themselves."""
+    classes (``cfg.labels``, or all ten), never the evaluation subsets ``e.five`` and TWO themselves."""
     pool = cfg.labels or tuple(range(10))
     sizes = tuple(sorted({*(k for k in e.subsets_sizes if k < len(pool)), len(pool)}))
-    return LabelSubsetsFamily(replace(cfg, labels=()), pool=pool, sizes=sizes, exclude=(FIVE, TWO), data_dir=data_dir)
+    return LabelSubsetsFamily(replace(cfg, labels=()), pool=pool, sizes=sizes, exclude=(e.five, TWO), data_dir=data_dir)
 
 
 def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, *, data_dir, **kw) -> Trained:
@@ -217,7 +228,7 @@ def _train(key: str, cfg: ConvConfig, s: Settings, out: Path, *, data_dir, **kw)
     third = out / "train" / f"{key}-subsets"
     fam = subsets_family(cfg, e, data_dir)
     what = (f"{NAMES[cfg.dataset]}, random subsets of {', '.join(map(str, fam.sizes))} of the classes "
-            f"{list(fam.pool)} (never {list(FIVE)} or {list(TWO)})")
+            f"{list(fam.pool)} (never {list(e.five)} or {list(TWO)})")
     runs.append(_stage(third, fam, what, replace(long, episodes=e.subsets_episodes,
                                                  val_problems=e.subsets_val_problems, init_from=str(second)), s, **kw))
     return Trained(tuple(runs))
@@ -244,12 +255,12 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     e = s.experiment
     needs_sub = any(getattr(cfg, "labels", ()) for cfg, _ in tasks.values())  # only the subsets evaluate LSTM-sub
     lstm = f"the two-LSTM optimizer on {describe(replace(s.task, labels=()))}"
-    which = {"all": lstm + (f", and LSTM-sub on classes {list(SUB_LABELS)}" if needs_sub else ""), "lstm": lstm,
-             "sub": f"LSTM-sub alone, on classes {list(SUB_LABELS)}"}[e.optimizers]
+    which = {"all": lstm + (f", and LSTM-sub on classes {list(e.sub_labels)}" if needs_sub else ""), "lstm": lstm,
+             "sub": f"LSTM-sub alone, on classes {list(e.sub_labels)}"}[e.optimizers]
     log(f"1/2 meta-training {which}")
     kw = dict(data_dir=data_dir, progress=progress, device=device, implementation=implementation, log=log)
     if e.optimizers != "all":  # one optimizer alone; the other, and the evaluation, are another process's
-        cfg = replace(s.task, labels=SUB_LABELS if e.optimizers == "sub" else ())
+        cfg = replace(s.task, labels=e.sub_labels if e.optimizers == "sub" else ())
         alone = _train(e.optimizers, cfg, s, out, **kw)
         log(f"    meta-trained {e.optimizers} alone ({alone.seconds:.0f} s over its stages) into {alone.folder}; the "
             f"same command without --optimizers evaluates")
@@ -263,7 +274,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
             log(f"    LSTM-sub: {busy}; evaluating without it now (the baselines and the 10-class optimizer); "
                 f"run the same command again when it is done, and its curves are added to these")
         else:
-            trained["sub"] = _train("sub", replace(s.task, labels=SUB_LABELS), s, out, **kw)
+            trained["sub"] = _train("sub", replace(s.task, labels=e.sub_labels), s, out, **kw)
     full = trained["lstm"].result
     sub = trained["sub"].result if "sub" in trained else None
     if not common.only_main_continues():  # torchrun: the other processes' part is done
@@ -303,7 +314,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
         "command": command,
         "dataset": s.task.dataset,
         "dataset_name": NAMES[s.task.dataset],
-        "labels": {"five": list(FIVE), "two": list(TWO), "sub": list(SUB_LABELS)},
+        "labels": {"five": list(e.five), "two": list(TWO), "sub": list(e.sub_labels)},
         "meta_train_seconds": {k: round(t.seconds, 1) for k, t in trained.items()},  # all stages, wall-clock
         "meta_train_cpu": {k: common.meta_cpu(*(r.state for r in t.runs)) for k, t in trained.items()},
         "best_episode": {k: t.result.state.best_episode for k, t in trained.items()},  # of the last stage
@@ -328,7 +339,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
             "tasks": {k: {"description": t["description"], **t[label]} for k, t in summary["tasks"].items() if label in t},
             "settings": summary["settings"]})
     md = [f"The paper's CIFAR-10 experiment on **{NAMES[s.task.dataset]}**: the two-LSTM optimizer meta-trained on the "
-          f"10-class task ({trained['lstm'].seconds / 60:.1f} min)" + (f", LSTM-sub on classes {list(SUB_LABELS)} "
+          f"10-class task ({trained['lstm'].seconds / 60:.1f} min)" + (f", LSTM-sub on classes {list(e.sub_labels)} "
           f"({trained['sub'].seconds / 60:.1f} min)" if sub else "") + f"; {e.test_problems} test problems per task, "
           f"{e.steps} steps. {describe_implementation(full.rule)} "
           f"{common.describe_compute(summary['compute_seconds'])}"

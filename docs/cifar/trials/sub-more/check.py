@@ -1,9 +1,12 @@
-"""LSTM-sub against the LSTM on the 5-class task (classes 0–4, Fashion-MNIST stand-in for CIFAR-10) on 64 test
-problems instead of the suite's 16: is the suite's 1.20× (standard errors about 35 % of each mean) a real gap?
+"""LSTM-sub against the LSTM on the 5-class task (Fashion-MNIST stand-in for CIFAR-10; the suite's classes 0–4, or
+another suite's) on 64 test problems instead of the suite's 16: is the suite's ratio (standard errors about 35 % of
+each mean) a real gap?
 The suite's 16 problems are test seed 0; seeds 1–3 draw 48 more (other initial weights and minibatch orders).
 Both optimizers run the same problems for 1,000 steps, as in the suite. Usage (resumable: each finished seed and
 optimizer is kept in check.json):
-    python docs/cifar/trials/sub-more/check.py [NAME=RUN ...]
+    python docs/cifar/trials/sub-more/check.py [--suite FOLDER] [NAME=RUN ...]
+--suite: another suite's folder (its train/lstm-long, train/sub-long and tasks/five, whose classes it reads), e.g.
+docs/cifar/trials/balanced; its output goes to FOLDER/sub-more/ (default: docs/cifar, output beside this file).
 NAME=RUN adds a candidate (a run folder or checkpoint, e.g. a trial's LSTM-sub) on the same 64 problems, each
 against the LSTM. About 10 min of one core per seed and optimizer. Output: check.json (per problem, the loss at
 step 1,000) and check.txt (the means, their standard errors, and each ratio with a bootstrap interval over
@@ -21,13 +24,19 @@ from l2o.meta.unroll import unroll
 from l2o.tasks.conv import ConvConfig, ConvFamily
 
 torch.set_num_threads(1)
-here = Path(__file__).parent
-root = here.parents[2]
-runs = {"LSTM": root / "cifar/train/lstm-long", "LSTM-sub": root / "cifar/train/sub-long"}
-candidates = dict(arg.split("=", 1) for arg in sys.argv[1:])
+args = sys.argv[1:]
+here, folder = Path(__file__).parent, Path(__file__).parents[2]  # this file's folder, docs/cifar
+if args[:1] == ["--suite"]:
+    folder, args = Path(args[1]), args[2:]
+    here = folder / "sub-more"
+    here.mkdir(exist_ok=True)
+runs = {"LSTM": folder / "train/lstm-long", "LSTM-sub": folder / "train/sub-long"}
+candidates = dict(arg.split("=", 1) for arg in args)
 runs.update(candidates)
-suite = json.loads((root / "cifar/tasks/five/results.json").read_text())
-family = ConvFamily(ConvConfig(dataset="fashion-mnist", labels=(0, 1, 2, 3, 4)))
+suite = json.loads((folder / "tasks/five/results.json").read_text())
+labels = tuple(suite["task"]["labels"])
+print(f"the 5-class task's classes {list(labels)}, from {folder}", flush=True)
+family = ConvFamily(ConvConfig(dataset="fashion-mnist", labels=labels))
 rules = {name: checkpoint.load_rule(path).eval() for name, path in runs.items()}
 path = here / "check.json"
 done = json.loads(path.read_text()) if path.exists() else {}
