@@ -4,9 +4,10 @@ each mean) a real gap?
 The suite's 16 problems are test seed 0; seeds 1–3 draw 48 more (other initial weights and minibatch orders).
 Both optimizers run the same problems for 1,000 steps, as in the suite. Usage (resumable: each finished seed and
 optimizer is kept in check.json):
-    python docs/cifar/trials/sub-more/check.py [--suite FOLDER] [NAME=RUN ...]
+    python docs/cifar/trials/sub-more/check.py [--suite FOLDER] [--only NAME] [NAME=RUN ...]
 --suite: another suite's folder (its train/lstm-long, train/sub-long and tasks/five, whose classes it reads), e.g.
 docs/cifar/trials/balanced; its output goes to FOLDER/sub-more/ (default: docs/cifar, output beside this file).
+--only NAME: run that optimizer's problems alone (e.g. the LSTM's while LSTM-sub is still meta-trained), no summary.
 NAME=RUN adds a candidate (a run folder or checkpoint, e.g. a trial's LSTM-sub) on the same 64 problems, each
 against the LSTM. About 10 min of one core per seed and optimizer. Output: check.json (per problem, the loss at
 step 1,000) and check.txt (the means, their standard errors, and each ratio with a bootstrap interval over
@@ -30,6 +31,9 @@ if args[:1] == ["--suite"]:
     folder, args = Path(args[1]), args[2:]
     here = folder / "sub-more"
     here.mkdir(exist_ok=True)
+only = None
+if args[:1] == ["--only"]:
+    only, args = args[1], args[2:]
 runs = {"LSTM": folder / "train/lstm-long", "LSTM-sub": folder / "train/sub-long"}
 candidates = dict(arg.split("=", 1) for arg in args)
 runs.update(candidates)
@@ -37,12 +41,14 @@ suite = json.loads((folder / "tasks/five/results.json").read_text())
 labels = tuple(suite["task"]["labels"])
 print(f"the 5-class task's classes {list(labels)}, from {folder}", flush=True)
 family = ConvFamily(ConvConfig(dataset="fashion-mnist", labels=labels))
-rules = {name: checkpoint.load_rule(path).eval() for name, path in runs.items()}
+rules = {name: checkpoint.load_rule(path).eval() for name, path in runs.items() if only in (None, name)}
+shas = suite["learned_sha256"]
+shas = shas if isinstance(shas, dict) else {"LSTM (learned)": shas}  # a string where the suite had one learned rule
 path = here / "check.json"
 done = json.loads(path.read_text()) if path.exists() else {}
 for name, rule in rules.items():
     sha = weights_sha(rule)
-    assert name in candidates or sha == suite["learned_sha256"][f"{name} (learned)"], f"not the suite's {name}"
+    assert name in candidates or sha == shas.get(f"{name} (learned)", sha), f"not the suite's {name}"
     for seed in range(4):
         key = f"{name} seed {seed}"
         if key in done and done[key]["weights_sha256"] == sha:
@@ -54,6 +60,8 @@ for name, rule in rules.items():
         checkpoint.atomic_write_text(path, json.dumps(done, indent=1))
         print(key, f"{losses[-1].mean():.5g}", flush=True)
 
+if only is not None:
+    sys.exit()
 lines = []
 final = {name: torch.tensor([x for s in range(4) for x in done[f"{name} seed {s}"]["final"]], dtype=torch.float64)
          for name in rules}
