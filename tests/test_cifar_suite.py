@@ -115,9 +115,10 @@ def test_the_five_class_split_is_a_setting_and_lstm_sub_trains_on_the_other_five
         assert json.loads((tmp_path / "train" / stage / "config.json").read_text())["task"]["labels"] == [3, 4, 6, 8, 9]
     tasks = cifar.eval_tasks(replace(settings, experiment=replace(settings.experiment, only="five")))
     assert tasks["five"][0].labels == (0, 1, 2, 5, 7)
-    for bad in ((2, 3, 4, 5, 6), (0, 1, 2, 3), (0, 1, 2, 3, 3), (0, 1, 2, 3, 4, 4), (0, 1, 2, 3, 10)):  # must hold 0 and 1: LSTM-sub's
+    # five distinct classes of 0-9 holding 0 and 1, so that LSTM-sub's stay disjoint from the two-class task
+    for bad in ((2, 3, 4, 5, 6), (0, 1, 2, 3), (0, 1, 2, 3, 3), (0, 1, 2, 3, 4, 4), (0, 1, 2, 3, 10)):
         with pytest.raises(ValueError, match="five must be five distinct classes of 0-9 holding \\[0, 1\\]"):
-            cifar.ExperimentConfig(five=bad)  # classes stay disjoint from the two-class task
+            cifar.ExperimentConfig(five=bad)
 
 
 def test_the_suite_evaluates_without_lstm_sub_while_another_process_trains_it(generated, tmp_path):

@@ -30,5 +30,5 @@ for five in itertools.combinations(range(10), 5):
     res[str(five)] = (difficulty(five), difficulty(rest))
     print(five, rest, res[str(five)], f"{time.time()-t:.0f}s", flush=True)
 json.dump(res, open(Path(__file__).with_name("proxy.json"), "w"), indent=1)
-for k, (a, b) in sorted(res.items(), key=lambda kv: abs(math.log(kv[1][0] / kv[1][1])))[:5]:
-    print("closest halves:", k, f"{a:.4f} {b:.4f} ratio {a / b:.3f}")
+for k, (d5, d_rest) in sorted(res.items(), key=lambda kv: abs(math.log(kv[1][0] / kv[1][1])))[:5]:
+    print("closest halves:", k, f"{d5:.4f} {d_rest:.4f} ratio {d5 / d_rest:.3f}")
