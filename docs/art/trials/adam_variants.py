@@ -21,21 +21,20 @@ T = 128  # the setting's steps
 
 
 class Scheduled:
-    """``rule``'s updates times ``f(t)`` at step t (0, 1, ...)."""
+    """Adam's (``rule``'s) updates times ``f(t)`` at step t (0, 1, ...: the steps its state has counted)."""
 
     name = "scheduled"
 
-    def __init__(self, rule, f):
+    def __init__(self, rule: Adam, f):
         self.rule, self.f = rule, f
 
     def init(self, params):
-        return 0, self.rule.init(params)
+        return self.rule.init(params)
 
     def update(self, grads, state, **kwargs):
-        t, inner = state
-        updates, inner = self.rule.update(grads, inner, **kwargs)
-        factor = self.f(t)
-        return {k: v * factor for k, v in updates.items()}, (t + 1, inner)
+        factor = self.f(state.step)
+        updates, state = self.rule.update(grads, state, **kwargs)
+        return {k: v * factor for k, v in updates.items()}, state
 
 
 def linear(t):

@@ -22,9 +22,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from tail import tail  # noqa: E402
 
+from l2o.checkpoint import load_rule  # noqa: E402
 from l2o.experiments.general import MEMBERS  # noqa: E402
 from l2o.meta.unroll import unroll  # noqa: E402
-from l2o.checkpoint import load_rule  # noqa: E402
 from l2o.rules import Adam, Routed  # noqa: E402
 from l2o.rules.scaled import ScaledRule  # noqa: E402
 
@@ -47,8 +47,9 @@ def general(eps: float | None = None):
 
 def general_si(factor: float, eps: float | None = None) -> Routed:
     """`general`, its updates on the invariant tensors times ``factor`` (late in a run: Adam at 0.01 × factor)."""
-    return Routed({"si": ScaledRule(general(eps), factor), "rest": general(eps)},
-                  routes=[{"label": "si", "name": INVARIANT}], default="rest")
+    rule = general(eps)  # one copy of the weights; each label keeps its own state
+    return Routed({"si": ScaledRule(rule, factor), "rest": rule}, routes=[{"label": "si", "name": INVARIANT}],
+                  default="rest")
 
 
 CANDIDATES = {
@@ -79,5 +80,5 @@ if __name__ == "__main__":
         L = torch.as_tensor(run.losses)
         per_problem = " ".join(f"{x:.3g}" for x in L[-1000:].mean(0).tolist())
         windows = " ".join(f"{L[a:a + 1000].mean():.3g}" for a in range(1, 10_000, 1000))
-        print(f"conv_fashion  {problems} {split_name} problems  {name:18s} {tail(L)}  per problem {per_problem}  windows of 1000: {windows}  "
-              f"({time.time() - t0:.0f} s)", flush=True)
+        print(f"conv_fashion  {problems} {split_name} problems  {name:18s} {tail(L)}  per problem {per_problem}  "
+              f"windows of 1000: {windows}  ({time.time() - t0:.0f} s)", flush=True)
