@@ -74,7 +74,7 @@ def test_cpu_time_is_counted_across_resumes_and_shown_only_when_it_covers_the_wh
     assert done.state.cpu_from == 0 and done.state.cpu_seconds > first.state.cpu_seconds
     assert status.run_status(tmp_path / "a")["cpu_seconds"] == pytest.approx(done.state.cpu_seconds)
     assert "of CPU)" in status.report(tmp_path / "a")
-    assert common.meta_cpu(done.state) == {"seconds": round(done.state.cpu_seconds, 1), "complete": True}
+    assert common.meta_cpu(done.state) == {"seconds": round(done.state.cpu_seconds, 3), "complete": True}
     # a run begun by a version that did not count CPU time: counted from the episode it resumed at, not shown
     meta_train(QuadraticFamily(), LSTMRule(preprocess=False, output_scale=1.0), cfg, tmp_path / "b", progress=False,
                stop_after=2)
