@@ -45,11 +45,13 @@ def general(eps: float | None = None):
     return rule
 
 
-def general_si(factor: float, eps: float | None = None) -> Routed:
-    """`general`, its updates on the invariant tensors times ``factor`` (late in a run: Adam at 0.01 × factor)."""
+def general_si(factor: float, eps: float | None = None, rest: float = 1.0) -> Routed:
+    """`general`, its updates on the invariant tensors times ``factor`` and on the rest times ``rest`` (late in a
+    run: Adam at 0.01 × factor and 0.01 × rest)."""
     rule = general(eps)  # one copy of the weights; each label keeps its own state
-    return Routed({"si": ScaledRule(rule, factor), "rest": rule}, routes=[{"label": "si", "name": INVARIANT}],
-                  default="rest")
+    return Routed({"si": ScaledRule(rule, factor) if factor != 1 else rule,
+                   "rest": ScaledRule(rule, rest) if rest != 1 else rule},
+                  routes=[{"label": "si", "name": INVARIANT}], default="rest")
 
 
 CANDIDATES = {
@@ -61,6 +63,7 @@ CANDIDATES = {
     "general": general,
     "general_si_0.3": lambda: general_si(0.3),
     "general_si_0.3_eps1e-8": lambda: general_si(0.3, eps=1e-8),
+    "general_rest_0.3": lambda: general_si(1.0, rest=0.3),
     "adam_.003": lambda: Adam(0.003),
     "adam_.01": lambda: Adam(0.01),
 }
