@@ -2,9 +2,11 @@
 steps, and against rules that adapt each pixel's step by the sign agreement of successive gradients (Rprop, Riedmiller
 and Braun 1993; and Adam's step times such a factor), on the 2 validation images of each art setting.
 
-Usage: python docs/art/trials/room.py train64|new128 [NAME ...] (the candidates below, all by default); the lines are
-printed, the caller writes them to room.txt beside this file. About 5 s per 128 steps at 64×64 and 25 s at 128×128 on
-one core (the 1,000-step runs: 8× that)."""
+Usage: python docs/art/trials/room.py [--test] train64|new128 [NAME ...] (the candidates below, all by default); with
+--test, on the suite's 50 test photos of the setting instead (docs/art/tasks/*/results.json: the same problems), with
+the standard error over photos. The lines are printed, the caller writes them to room.txt beside this file. About
+5 s per 128 steps at 64×64 and 25 s at 128×128 on one core for 2 images (the 1,000-step runs: 8× that; the 50 test
+photos: 25× that)."""
 import sys
 import time
 from dataclasses import asdict
@@ -43,8 +45,8 @@ class SignAdapted:
 
 
 class Rprop:
-    """Rprop without weight backtracking (iRprop−): a per-coordinate step, × up on agreement, × down on a sign change
-    (that step's move skipped), moved by the gradient's sign alone."""
+    """Rprop without weight backtracking (iRprop−): a per-coordinate step, × up on agreement, × down on a sign
+    change (that step's move skipped), moved by the gradient's sign alone."""
 
     name = "rprop"
 
@@ -52,7 +54,8 @@ class Rprop:
         self.step, self.up, self.down, self.lo, self.hi = step, up, down, lo, hi
 
     def init(self, params):
-        return {k: torch.full_like(p, self.step) for k, p in params.items()}, {k: torch.zeros_like(p) for k, p in params.items()}
+        return ({k: torch.full_like(p, self.step) for k, p in params.items()},
+                {k: torch.zeros_like(p) for k, p in params.items()})
 
     def update(self, grads, state, **kwargs):
         steps, last = state
@@ -78,13 +81,22 @@ CANDIDATES = {  # name: (rule, steps)
 SETTINGS = {"train64": ArtConfig(), "new128": ArtConfig(size=128, style="swirls")}
 
 if __name__ == "__main__":
-    setting, names = sys.argv[1], sys.argv[2:] or list(CANDIDATES)
-    task = make_family("art", **asdict(SETTINGS[setting])).sample("validation", 0, 2)
+    args = sys.argv[1:]
+    test = args[:1] == ["--test"]
+    setting, names = args[test], args[test + 1:] or list(CANDIDATES)
+    split, problems = ("test", 50) if test else ("validation", 2)
+    task = make_family("art", **asdict(SETTINGS[setting])).sample(split, 0, problems)
     for name in names:
         make, steps = CANDIDATES[name]
         t0 = time.time()
         with torch.no_grad():
-            losses = torch.as_tensor(unroll(make(), task, steps).losses).mean(1)
+            per_problem = torch.as_tensor(unroll(make(), task, steps).losses)
+        losses = per_problem.mean(1)
+        if test:
+            sem = per_problem[-1].std() / problems**0.5
+            print(f"{setting:8s} {split} ({problems} photos) {name:28s} step {steps} {losses[-1]:.4f} ± {sem:.4f}  "
+                  f"({time.time() - t0:.0f} s)", flush=True)
+            continue
         marks = [m for m in (16, 32, 64, 128, 256, 512, 1000) if m <= steps]
         print(f"{setting:8s} {name:28s} " + "  ".join(f"step {m} {losses[m]:.4f}" for m in marks)
               + f"  least {losses.min():.4f} at step {int(losses.argmin())}  ({time.time() - t0:.0f} s)", flush=True)
