@@ -70,6 +70,7 @@ CANDIDATES = {  # name: (rule, steps)
     "adam 0.316 (tuned)": (lambda: Adam(TUNED), 128),
     "adam 0.316, 1000 steps": (lambda: Adam(TUNED), 1000),
     "adam 0.1, 1000 steps": (lambda: Adam(0.1), 1000),
+    "adam 0.306": (lambda: Adam(0.969 * TUNED), 128),  # the factor factor-last learned (factor_check.txt)
     "adam 0.316 x sign 1.05/0.9": (lambda: SignAdapted(Adam(TUNED), 1.05, 0.9), 128),
     "adam 0.316 x sign 1.1/0.7": (lambda: SignAdapted(Adam(TUNED), 1.1, 0.7), 128),
     "adam 0.316 x sign 1.2/0.5": (lambda: SignAdapted(Adam(TUNED), 1.2, 0.5), 128),
