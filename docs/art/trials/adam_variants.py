@@ -11,9 +11,9 @@ from dataclasses import asdict
 
 import torch
 
+from l2o.experiments.art import Settings, eval_tasks
 from l2o.meta.unroll import unroll
 from l2o.rules.baselines import Adam
-from l2o.tasks.art import ArtConfig
 from l2o.tasks.registry import make_family
 
 torch.set_num_threads(1)
@@ -63,7 +63,7 @@ VARIANTS = {
     "0.316, beta2 0.9": lambda: Adam(TUNED, beta2=0.9),
     "0.2, beta2 0.99": lambda: Adam(0.2, beta2=0.99),
 }
-SETTINGS = {"train64": ArtConfig(), "new128": ArtConfig(size=128, style="swirls")}
+SETTINGS = dict(zip(("train64", "new128"), eval_tasks(Settings()).values()))  # the suite's two settings
 
 if __name__ == "__main__":
     setting, names = sys.argv[1], sys.argv[2:] or list(VARIANTS)

@@ -12,12 +12,12 @@ from pathlib import Path
 import torch
 
 from l2o.checkpoint import load_rule
+from l2o.experiments.art import Settings, eval_tasks
 from l2o.rules.baselines import Adam
-from l2o.tasks.art import ArtConfig
 from l2o.tasks.registry import make_family
 
 torch.set_num_threads(1)
-SETTINGS = {"train64": ArtConfig(), "new128": ArtConfig(size=128, style="swirls")}
+SETTINGS = dict(zip(("train64", "new128"), eval_tasks(Settings()).values()))  # the suite's two settings
 MARKS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 if __name__ == "__main__":

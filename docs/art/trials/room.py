@@ -13,9 +13,9 @@ from dataclasses import asdict
 
 import torch
 
+from l2o.experiments.art import Settings, eval_tasks
 from l2o.meta.unroll import unroll
 from l2o.rules.baselines import Adam
-from l2o.tasks.art import ArtConfig
 from l2o.tasks.registry import make_family
 
 torch.set_num_threads(1)
@@ -79,7 +79,7 @@ CANDIDATES = {  # name: (rule, steps)
     "rprop 0.01": (lambda: Rprop(0.01), 128),
     "rprop 0.03": (lambda: Rprop(0.03), 128),
 }
-SETTINGS = {"train64": ArtConfig(), "new128": ArtConfig(size=128, style="swirls")}
+SETTINGS = dict(zip(("train64", "new128"), eval_tasks(Settings()).values()))  # the suite's two settings
 
 if __name__ == "__main__":
     args = sys.argv[1:]

@@ -10,14 +10,14 @@ from pathlib import Path
 import torch
 
 from l2o import checkpoint
+from l2o.experiments.art import Settings, eval_tasks
 from l2o.meta.unroll import unroll
 from l2o.rules.baselines import Adam
 from l2o.rules.scaled import ScaledRule
-from l2o.tasks.art import ArtConfig
 from l2o.tasks.registry import make_family
 
 torch.set_num_threads(1)
-settings = {"train_style (64×64)": ArtConfig(), "new_style (128×128)": ArtConfig(size=128, style="swirls")}
+settings = {f"{name} ({c.size}×{c.size})": c for name, c in eval_tasks(Settings()).items()}  # the suite's two
 rule = checkpoint.load_rule("art").eval()
 lines = []
 for name, cfg in settings.items():
