@@ -16,7 +16,8 @@ from l2o.tasks.quadratic import QuadraticConfig, QuadraticFamily
 def test_plain_settings_and_state_are_unchanged():
     plain = LSTMRule(implementation="torch")
     assert "moments" not in plain.config() and "gradient_input" not in plain.config()
-    assert len(plain.init({"w": torch.zeros(2, 3)})) == 5 and plain.init({"w": torch.zeros(2, 3)}).m == ()
+    state = plain.init({"w": torch.zeros(2, 3)})
+    assert len(state) == 6 and state.m == () and state.f == ()  # h, c, and empty history fields
     rule = LSTMRule(moments=(0.5, 0.9))
     assert rule.cells[0].input_size == 2 + 3
     assert rule.config()["moments"] == (0.5, 0.9)
@@ -275,3 +276,76 @@ def test_second_order_meta_gradients_are_finite_where_a_coordinate_has_no_gradie
     total.backward()
     grads = [p.grad for p in rule.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_agreement_input_is_the_sign_of_gradient_times_last_momentum_in_both_implementations():
+    """agreement: one more input, sign(∇_t · m_t−1) at the shortest decay, before the moment features (so the
+    direct term reads the same columns); the implementations agree on steps and meta-gradients; the config
+    round-trips through a checkpoint and is left out of plain rules' configs."""
+    from l2o import kernels
+
+    cfg = LSTMConfig(moments=(0.9, 0.5), gradient_input=False, direct=True, learn_direct=False, correction="scale",
+                     correction_scale=2.0, output_scale=0.01, output_init=1.0, agreement=True)
+    rule = LSTMRule(cfg, implementation="torch")
+    assert rule.cells[0].input_size == 1 + 3 and cfg.input_size == 4
+    g0, g1 = torch.tensor([1.0, -2.0, 3.0, 0.5]), torch.tensor([2.0, -1.0, -3.0, 0.0])
+    state = rule.init_flat(4)
+    x, _ = rule._features(g0, state)
+    assert x[:, 0].tolist() == [0.0] * 4  # no history at the first step
+    with torch.no_grad():
+        _, state = rule.step_flat(g0, state)
+    x, _ = rule._features(g1, state)
+    assert x[:, 0].tolist() == [1.0, 1.0, -1.0, 0.0]  # agrees, agrees, turns, no gradient
+    assert state.m[1].tolist() == (0.5 * g0).tolist()  # the shortest decay's momentum is the one compared
+    implementations = ["torch"] + (["fused"] if kernels.lstm_step() is not None else [])
+    steps, meta = {}, {}
+    for implementation in implementations:
+        torch.manual_seed(3)
+        rule = LSTMRule(cfg, implementation=implementation)
+        state, total, us = rule.init_flat(20), 0, []
+        for k in range(4):
+            g = torch.randn(20, generator=torch.Generator().manual_seed(k))
+            update, state = rule.step_flat(g, state)
+            us.append(update.detach())
+            total = total + (update * torch.arange(20)).sum()
+        total.backward()
+        steps[implementation] = torch.stack(us)
+        meta[implementation] = [p.grad.clone() for p in rule.parameters()]
+    assert meta["torch"][0].abs().sum() > 0
+    if len(meta) == 2:
+        torch.testing.assert_close(steps["torch"], steps["fused"], rtol=1e-5, atol=1e-8)
+        for a, b in zip(*meta.values()):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6 * float(a.abs().max()) + 1e-12)
+    assert rule.config()["agreement"] is True and "agreement" not in LSTMRule(moments=(0.9,)).config()
+    with pytest.raises(ValueError, match="agreement needs moments"):
+        LSTMConfig(agreement=True)
+
+
+def test_agreement_factor_accumulates_delta_bar_deltas_factor_in_the_state():
+    """agreement_factor (up, down): an input log₁₀ f with f × up where ∇_t and m_t−1 agree in sign, × down where
+    they turn, within [0.1, 10]; kept in the state (per parameter too), the same in both implementations."""
+    from l2o import kernels
+
+    cfg = LSTMConfig(moments=(0.5, 0.9), gradient_input=False, direct=True, learn_direct=False, correction="scale",
+                     output_scale=0.01, output_init=1.0, agreement=True, agreement_factor=(2.0, 0.5))
+    assert cfg.input_size == 1 + 1 + 3
+    gs = [torch.tensor([1.0, 1.0, 1.0]), torch.tensor([1.0, -1.0, 0.0]), torch.tensor([1.0, 1.0, 0.0])] + \
+        [torch.tensor([1.0, 1.0, 1.0])] * 4
+    factors = {}
+    for implementation in ["torch"] + (["fused"] if kernels.lstm_step() is not None else []):
+        rule, seen = LSTMRule(cfg, implementation=implementation), []
+        state = rule.init_flat(3)
+        with torch.no_grad():
+            for g in gs:
+                seen.append(rule._features(g, state)[0][:, 1].clone())
+                _, state = rule.step_flat(g, state)
+        factors[implementation] = state.f[0]
+        assert [round(float(x), 6) for x in seen[1]] == [round(math.log10(2), 6), -round(math.log10(2), 6), 0.0]
+        # m at decay 0.5 is (0.5, −0.25, 0.375, …) on the second coordinate: it turns twice (0.5 · 0.5), then agrees
+        assert seen[2].tolist() == pytest.approx([math.log10(4), math.log10(0.25), 0.0])  # the third: no gradient, 1
+    assert factors["torch"].tolist() == [10.0, 4.0, 10.0]  # 2⁶ capped at 10; 0.25 · 2⁴; 2⁴ capped
+    if "fused" in factors:
+        assert torch.equal(factors["torch"], factors["fused"])
+    with pytest.raises(ValueError, match="up > 1 > down"):
+        LSTMConfig(moments=(0.9,), agreement_factor=(0.5, 2.0))
+    assert LSTMRule(cfg).config()["agreement_factor"] == (2.0, 0.5)

@@ -14,6 +14,11 @@ With ``moments`` (decays β, e.g. (0.5, 0.9, 0.99)), the LSTM also sees scale-fr
 history (RNNprop, Lv et al. 2017; several decays as Metz et al. 2022): ∇_t / √v̂_t and m̂_β,t / √v̂_t for each β,
 with m_β and v the bias-corrected moving averages of ∇ and ∇² (v at 0.999), kept per coordinate in the state.
 ``gradient_input=False`` drops the gradient itself, leaving inputs that do not change when the loss is scaled.
+``agreement`` adds one more: sign(∇_t · m_β,t−1) at the shortest decay, +1 where the gradient keeps its sign and −1
+where it turns, the cue by which delta-bar-delta (Jacobs 1988) and Rprop grow and shrink each coordinate's step.
+``agreement_factor`` (up, down) adds that cue accumulated: log₁₀ f_t, with each coordinate's f multiplied by up where
+the signs agree and by down where they turn, kept within [0.1, 10] (the factor delta-bar-delta scales the step by;
+kept in the state).
 ``direct`` (with moments) adds a learned linear term of those features to the output,
 
     g_t = output_scale · (κ (W h²_t + b) + d · f_t)     f_t = (∇_t/√v̂_t, m̂_β,t/√v̂_t …)
@@ -79,6 +84,8 @@ class LSTMConfig:
     second_moment: float = 0.999  # with moments: the decay of v in √v̂ (Adam's β2)
     moment_eps: float = 1e-8  # with moments: the features divide by √v̂ + this (Adam's ε)
     correction_decay: float = 0.0  # with correction "scale": τ > 0 fades the LSTM's factor as exp(κ tanh(·) τ/(τ+t))
+    agreement: bool = False  # with moments: an input sign(∇_t · m_t−1) at the shortest decay (delta-bar-delta's cue)
+    agreement_factor: tuple[float, ...] = ()  # with moments, (up, down): an input log₁₀ f, f × up / × down by that cue
 
     def __post_init__(self):
         if self.hidden_size < 1 or self.num_layers < 1:
@@ -108,6 +115,14 @@ class LSTMConfig:
         if self.correction_decay < 0 or (self.correction_decay and self.correction != "scale"):
             raise ValueError(f"correction_decay must be >= 0, and > 0 only with correction 'scale'; got "
                              f"{self.correction_decay}")
+        object.__setattr__(self, "agreement_factor", tuple(float(x) for x in self.agreement_factor))
+        if self.agreement_factor and (len(self.agreement_factor) != 2 or not self.moments
+                                      or not self.agreement_factor[0] > 1 > self.agreement_factor[1] > 0):
+            raise ValueError(f"agreement_factor is (up, down) with up > 1 > down > 0, and needs moments; got "
+                             f"{list(self.agreement_factor)}")
+        if self.agreement and not self.moments:
+            raise ValueError("agreement needs moments (it compares the gradient with the momentum at the shortest "
+                             "decay)")
         if self.correction_scale <= 0 or (self.correction_scale != 1 and not self.direct):
             raise ValueError(f"correction_scale must be > 0, and differ from 1 only with direct (without it, "
                              f"output_scale is the LSTM output's only scale); got {self.correction_scale}")
@@ -119,7 +134,8 @@ class LSTMConfig:
 
     @property
     def input_size(self) -> int:
-        return self.gradient_inputs + (1 + len(self.moments) if self.moments else 0)
+        return (self.gradient_inputs + int(self.agreement) + int(bool(self.agreement_factor))
+                + (1 + len(self.moments) if self.moments else 0))
 
 
 class LSTMState(NamedTuple):
@@ -128,6 +144,7 @@ class LSTMState(NamedTuple):
     m: tuple[Tensor, ...] = ()  # with moments: per decay, (N,) the moving average of ∇
     v: tuple[Tensor, ...] = ()  # with moments: ((N,) the moving average of ∇²,)
     t: tuple[Tensor, ...] = ()  # with moments: ((N,) steps taken,), for the bias correction
+    f: tuple[Tensor, ...] = ()  # with agreement_factor: ((N,) the accumulated factor,)
 
     def rows(self, start: int, end: int) -> "LSTMState":
         """Rows ``start`` … ``end − 1`` of every tensor (views)."""
@@ -141,7 +158,8 @@ class LSTMState(NamedTuple):
 
 # settings added after the first checkpoints: left out of a rule's config while at their defaults
 OMITTED_AT_DEFAULT = ("gac", "moments", "direct", "correction_scale", "correction", "learn_direct", "gradient_input",
-                      "second_moment", "moment_eps", "correction_decay")
+                      "second_moment", "moment_eps", "correction_decay", "agreement",
+                      "agreement_factor")
 DEFAULTS = {f.name: f.default for f in fields(LSTMConfig)}
 
 def flatten(tensors: Params) -> Tensor:
@@ -285,7 +303,8 @@ class LSTMRule(nn.Module):
             return LSTMState(tuple(zeros() for _ in range(L)), tuple(zeros() for _ in range(L)))
         flat = lambda: torch.zeros(n, device=device, dtype=dtype)  # noqa: E731
         return LSTMState(tuple(zeros() for _ in range(L)), tuple(zeros() for _ in range(L)),
-                         tuple(flat() for _ in self.cfg.moments), (flat(),), (flat(),))
+                         tuple(flat() for _ in self.cfg.moments), (flat(),), (flat(),),
+                         (torch.ones(n, device=device, dtype=dtype),) if self.cfg.agreement_factor else ())
 
     def init(self, params: Params) -> LSTMState:
         first = next(iter(params.values()))
@@ -307,14 +326,16 @@ class LSTMRule(nn.Module):
                                  f"gradient on {grad.device}; move the rule with .to(...) first")
             if not (torch.is_grad_enabled() and grad.requires_grad):  # else second derivatives: PyTorch
                 settings = (self.cfg.gradient_inputs, self.cfg.p, self.cfg.input_scale, self._lstm_multiplier())
-                extra, moments = self._moment_features(grad, state) if self.cfg.moments else (None, ())
+                feats, moments = self._moment_features(grad, state) if self.cfg.moments else (None, ())
+                cues, moments = self._agreement_inputs(grad, state, moments)
+                extra = torch.cat([*cues, feats], dim=1) if cues else feats
                 old = (state.h[0], state.c[0], state.h[1], state.c[1])
                 into = None if out is None else (out.h[0], out.c[0], out.h[1], out.c[1])
                 update, (h1, c1, h2, c2) = fused_lstm.step(kernels.lstm_step(), settings, self.cells, self.out, grad, old,
                                                            into, extra)
-                update = self._combine(update, extra, moments[2][0] if moments else None)
+                update = self._combine(update, feats, moments[2][0] if moments else None)
                 if out is not None and not any(t.requires_grad for t in (h1, c1, h2, c2)):
-                    for dst, src in zip(out.m + out.v + out.t, sum(moments, ())):  # the moments' new state
+                    for dst, src in zip(out.m + out.v + out.t + out.f, sum(moments, ())):  # the moments' new state
                         dst.copy_(src)
                     return update, out
                 return update, LSTMState((h1, h2), (c1, c2), *moments)
@@ -357,7 +378,29 @@ class LSTMRule(nn.Module):
         if not self.cfg.moments:
             return x, ()
         feats, moments = self._moment_features(grad, state)
-        return torch.cat([x, feats], dim=1), moments
+        cues, moments = self._agreement_inputs(grad, state, moments)
+        return torch.cat([x, *cues, feats], dim=1), moments
+
+    def _agreement_inputs(self, grad: Tensor, state: LSTMState, moments: tuple) -> tuple[list[Tensor], tuple]:
+        """The agreement inputs, each (N, 1) (none, one or both of ``agreement`` and ``agreement_factor``), and
+        ``moments`` (the moments' next state) with the accumulated factor's next state appended (empty without)."""
+        if not (self.cfg.agreement or self.cfg.agreement_factor):
+            return [], moments
+        sign = self._agreement(grad, state)
+        cues = [sign] if self.cfg.agreement else []
+        if not self.cfg.agreement_factor:
+            return cues, (*moments, ())
+        up, down = self.cfg.agreement_factor
+        f = state.f[0] * torch.where(sign[:, 0] > 0, up, torch.where(sign[:, 0] < 0, down, 1.0))
+        f = f.clamp(0.1, 10.0)
+        return [*cues, f.log10().unsqueeze(1)], (*moments, (f,))
+
+    def _agreement(self, grad: Tensor, state: LSTMState) -> Tensor:
+        """(N, 1): sign(∇_t · m_t−1) with m at the shortest decay: +1 where this gradient agrees in sign with the
+        recent ones, −1 where it turns, 0 at the first step; the cue by which delta-bar-delta (Jacobs 1988) and
+        Rprop grow and shrink each coordinate's step. A constant of the meta-gradient (the sign's derivative is 0)."""
+        shortest = min(range(len(self.cfg.moments)), key=lambda i: self.cfg.moments[i])
+        return torch.sign(grad.detach() * state.m[shortest].detach()).unsqueeze(1)
 
     def _moment_features(self, grad: Tensor, state: LSTMState) -> tuple[Tensor, tuple]:
         """The moment inputs (N, 1 + len(moments)): ∇/√v̂ and m̂_β/√v̂ per decay, and the moments' next state."""
