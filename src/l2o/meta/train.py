@@ -73,7 +73,7 @@ class TrainConfig:
     estimator: str = "tbptt"  # the meta-gradient: "tbptt" (truncated BPTT, the paper's) or "pes" (l2o.meta.estimators)
     pes_sigma: float = 0.01  # PES: the standard deviation of the perturbations of φ
     pes_pairs: int = 8  # PES: antithetic pairs of particles
-    imitate: str = ""  # "NAME:LR", e.g. "adam:0.001": imitate that baseline's updates as an extra meta-loss term (Chen et al. 2020; truncated BPTT)
+    imitate: str = ""  # "NAME:LR", e.g. "adam:0.001": imitate that baseline's updates as an extra meta-loss term (Chen et al. 2020; truncated BPTT); "NAME:LR+agreement:POWER": its steps × the sign-agreement factor^POWER (l2o.rules.agreement)
     imitate_weight: float = 1.0  # the imitation term's weight (relative squared distance between the updates)
     warm_start: str = ""  # "NAME:LR:MAX", e.g. "adam:0.01:5000": each episode's problems first take K ~ U{0…MAX} steps of that baseline; "self:MAX": of the rule itself, its state kept (l2o.tasks.warm); "": none
     remat: int = 0  # truncated BPTT: back-propagate each truncation in segments of this many steps, recomputing their forward passes (memory of one segment, not the truncation); 0 = in one piece
@@ -101,8 +101,9 @@ class TrainConfig:
             from l2o.rules.baselines import BASELINES, from_spec
 
             if from_spec(self.imitate) is None or self.estimator != "tbptt" or self.imitate_weight < 0:
-                raise ValueError(f"imitate must be NAME:LR with NAME one of {', '.join(BASELINES)} and LR > 0, with "
-                                 f"truncated BPTT and imitate_weight >= 0; got {self.imitate!r}")
+                raise ValueError(f"imitate must be NAME:LR (or NAME:LR+agreement:POWER, POWER > 0) with NAME one of "
+                                 f"{', '.join(BASELINES)} and LR > 0, with truncated BPTT and imitate_weight >= 0; got "
+                                 f"{self.imitate!r}")
         if self.warm_start:
             from l2o.tasks.warm import SELF, parse
 

@@ -8,8 +8,9 @@ from l2o.rules.preprocess import log_sign
 from l2o.rules.ntm import NTMConfig, NTMRule
 from l2o.rules.routed import Routed
 from l2o.rules.plateau import Plateau
+from l2o.rules.agreement import SignAgreement
 
-LEARNED = {"lstm": LSTMRule, "ntm": NTMRule, "routed": Routed, "plateau": Plateau}
+LEARNED = {"lstm": LSTMRule, "ntm": NTMRule, "routed": Routed, "plateau": Plateau, "agreement": SignAgreement}
 
 
 def register_rule(name: str):
@@ -41,4 +42,5 @@ __all__ = [
     "UpdateRule", "apply_updates", "detach", "implementation_of", "num_problems", "per_problem",
     "from_per_problem", "tree_map", "tree_tensors", "BASELINES", "LEARNED",
     "SGD", "NAG", "RMSprop", "Adam", "LBFGS", "LSTMConfig", "LSTMRule", "LSTMState", "log_sign", "make_rule", "register_rule", "Routed", "NTMConfig", "NTMRule", "Plateau",
+    "SignAgreement",
 ]

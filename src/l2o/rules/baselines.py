@@ -154,10 +154,22 @@ BASELINES = {"sgd": SGD, "nag": NAG, "rmsprop": RMSprop, "adam": Adam, "lbfgs": 
 
 def from_spec(spec: str):
     """The baseline ``"NAME:LR"`` names (e.g. "adam:0.01", as imitation and warm starts take it), or None if
-    ``spec`` is not one of the baselines with a positive learning rate."""
+    ``spec`` is not one of the baselines with a positive learning rate. ``"NAME:LR+agreement:POWER"``: that baseline
+    with its steps scaled by the sign-agreement factor to ``POWER`` (``l2o.rules.agreement``; POWER > 0)."""
+    spec, plus, extra = spec.partition("+")
     name, _, lr = spec.partition(":")
     try:
         rate = float(lr)
     except ValueError:
         return None
-    return BASELINES[name](lr=rate) if name in BASELINES and rate > 0 else None
+    rule = BASELINES[name](lr=rate) if name in BASELINES and rate > 0 else None
+    if not plus or rule is None:
+        return rule
+    what, _, power = extra.partition(":")
+    try:
+        power = float(power)
+    except ValueError:
+        return None
+    from l2o.rules.agreement import SignAgreement
+
+    return SignAgreement(rule, power=power) if what == "agreement" and power > 0 else None

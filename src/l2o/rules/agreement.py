@@ -1,0 +1,93 @@
+"""A rule's steps scaled per coordinate by how long the gradient has kept its sign: ``SignAgreement(rule)``.
+
+Delta-bar-delta's idea (Jacobs 1988), as Rprop uses it: each coordinate keeps a factor f, multiplied by ``up`` where
+the gradient ∇_t agrees in sign with the recent ones (its moving average m at decay 0.5 before this step) and by
+``down`` where it turns, kept within [0.1, 10]; the wrapped rule's step is multiplied by f^``power``. ``power`` 0 is
+the wrapped rule itself. The factor is the one the LSTM's ``agreement_factor`` input reads (as log₁₀ f), so a learned
+rule can be taught this one by imitation (``TrainConfig.imitate = "adam:0.316+agreement:0.7"``).
+
+    rule = SignAgreement(Adam(lr=0.316), power=0.7)
+    rule = SignAgreement({"name": "adam", "lr": 0.316})   # by settings, as read from a checkpoint
+
+On the neural-art task it is the one hand-made rule measured ahead of tuned Adam at step 128 (docs/art.md). The
+factor reads detached gradients, so it passes no meta-gradient; a learned rule inside it trains as it would alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from l2o.rules.base import implementation_of
+from l2o.tasks.base import Params
+
+DECAY = 0.5  # the moving average the gradient's sign is compared with (the LSTM's shortest moment decay)
+LOW, HIGH = 0.1, 10.0  # the factor's bounds
+
+
+class AgreementState(NamedTuple):
+    inner: Any  # the wrapped rule's state
+    m: dict  # name -> the moving average of the gradient at decay 0.5
+    f: dict  # name -> each coordinate's factor
+
+
+def agreement_factor(f, grad, m, up: float, down: float):
+    """The factor after a step with gradient ``grad``, from ``f`` and the moving average ``m`` before it."""
+    sign = torch.sign(grad * m)
+    step = torch.where(sign > 0, up, torch.where(sign < 0, down, 1.0)).to(f.dtype)
+    return (f * step).clamp(LOW, HIGH)
+
+
+class SignAgreement(nn.Module):
+    name = "agreement"
+
+    def __init__(self, rule, up: float = 1.2, down: float = 0.5, power: float = 1.0, *, implementation: str = "auto"):
+        super().__init__()
+        from l2o.rules import make_rule  # the wrapped rule given by its settings (as read from a checkpoint)
+
+        if not up > 1 > down > 0:
+            raise ValueError(f"up and down must satisfy up > 1 > down > 0, got up={up}, down={down}")
+        if not power >= 0:
+            raise ValueError(f"power must be >= 0, got {power}")
+        self.rule = make_rule(**rule, implementation=implementation) if isinstance(rule, dict) else rule
+        self.up, self.down, self.power = float(up), float(down), float(power)
+
+    def init(self, params: Params) -> AgreementState:
+        return AgreementState(self.rule.init(params), {k: torch.zeros_like(p) for k, p in params.items()},
+                              {k: torch.ones_like(p) for k, p in params.items()})
+
+    def update(self, grads: Params, state: AgreementState, *, inplace: bool = False) -> tuple[Params, AgreementState]:
+        updates, inner = self.rule.update(grads, state.inner, inplace=inplace)
+        m, f, out = {}, {}, {}
+        for k, g in grads.items():
+            g = g.detach()
+            f[k] = agreement_factor(state.f[k], g, state.m[k], self.up, self.down)
+            m[k] = DECAY * state.m[k] + (1 - DECAY) * g
+            out[k] = updates[k] * f[k].pow(self.power).to(updates[k].dtype)
+        if inplace:  # keep the buffers, so that LearnedOptimizer need not re-split the state each step
+            for old, new in ((state.m, m), (state.f, f)):
+                for k in new:
+                    old[k].copy_(new[k])
+            m, f = state.m, state.f
+        return out, AgreementState(inner, m, f)
+
+    def split_state(self, state: AgreementState, params: Params) -> dict[str, AgreementState]:
+        inner = self.rule.split_state(state.inner, params)
+        return {k: AgreementState(inner[k], {k: state.m[k]}, {k: state.f[k]}) for k in params}
+
+    def join_state(self, parts: dict[str, AgreementState], params: Params) -> AgreementState:
+        inner = self.rule.join_state({k: parts[k].inner for k in params}, params)
+        return AgreementState(inner, {k: parts[k].m[k] for k in params}, {k: parts[k].f[k] for k in params})
+
+    def reset_parameters(self) -> None:
+        reset = getattr(self.rule, "reset_parameters", None)
+        if callable(reset):
+            reset()
+
+    def config(self) -> dict:
+        return {"name": self.name, "rule": self.rule.config(), "up": self.up, "down": self.down, "power": self.power}
+
+    def implementation_info(self) -> dict:
+        return implementation_of(self.rule)
