@@ -15,7 +15,7 @@ import torch
 
 from l2o.experiments.art import Settings, eval_tasks
 from l2o.meta.unroll import unroll
-from l2o.rules.baselines import Adam
+from l2o.rules import Adam, SignAgreement
 from l2o.tasks.registry import make_family
 
 torch.set_num_threads(1)
@@ -75,6 +75,7 @@ CANDIDATES = {  # name: (rule, steps)
     "adam 0.316 x sign 1.1/0.7": (lambda: SignAdapted(Adam(TUNED), 1.1, 0.7), 128),
     "adam 0.316 x sign 1.2/0.5": (lambda: SignAdapted(Adam(TUNED), 1.2, 0.5), 128),
     "adam 0.1 x sign 1.1/0.7": (lambda: SignAdapted(Adam(0.1), 1.1, 0.7), 128),
+    "adam 0.316 x agreement^0.7": (lambda: SignAgreement(Adam(TUNED), 1.2, 0.5, 0.7), 128),  # dbd_path.py's best
     "rprop 0.003": (lambda: Rprop(0.003), 128),
     "rprop 0.01": (lambda: Rprop(0.01), 128),
     "rprop 0.03": (lambda: Rprop(0.03), 128),
