@@ -59,7 +59,7 @@ def test_pretrained_lists_the_shipped_optimizers(capsys):
     assert main(["pretrained"]) == 0
     out = capsys.readouterr().out
     names = [line.split(":")[0] for line in out.splitlines() if line and not line.startswith(" ")]
-    assert names == ["art", "conv", "general", "mnist", "mnist-gac", "mnist-ntm", "quadratic", "quadratic-gac", "quadratic-ntm"]  # by name
+    assert names == ["art", "art-agreement", "conv", "general", "mnist", "mnist-gac", "mnist-ntm", "quadratic", "quadratic-gac", "quadratic-ntm"]  # by name
     assert "base (20 sigmoid, paper init, 100 steps): mean final loss" in out
 
 

@@ -9,7 +9,7 @@ optimizers (mnist, mnist-gac, mnist-ntm) and general on 8 MLPs 784-20-10 of the 
 needed: inputs in [0, 1) of which 19 % are non-zero, as MNIST's pixels, labelled by a random linear teacher;
 on it the optimizer takes the loss from 2.30 to about 1.0), 100 steps each; the conv optimizer (conv) on 4 of the
 paper's conv nets on synthetic 28×28×1 images (the same kind, labelled the same way), minibatches of 32; the
-neural-art optimizer (art) on 2 of the registered art family's 32×32 test problems (crops of photographs bundled
+neural-art optimizers (art, art-agreement) on 2 of the registered art family's 32×32 test problems (crops of photographs bundled
 with scikit-image and scikit-learn, the drawn training style, the default random-filter feature network).
 
     python tests/golden/shipped.py conv  re-record one optimizer only (with the machine it was recorded on)
@@ -43,7 +43,7 @@ def sparse_images(n: int = 4096, density: float = 0.19, seed: int = 0) -> Datase
 IMPLEMENTATIONS = {"quadratic": ("torch", "fused"), "mnist": ("torch", "fused"), "general": ("torch", "fused"),
                    "quadratic-gac": ("torch",), "quadratic-ntm": ("torch",),  # these four: PyTorch only
                    "mnist-gac": ("torch",), "mnist-ntm": ("torch",), "conv": ("torch", "fused"),
-                   "art": ("torch", "fused")}
+                   "art": ("torch", "fused"), "art-agreement": ("torch", "fused")}
 
 
 def family(name: str):
@@ -54,7 +54,7 @@ def family(name: str):
         split = Images(images.x.view(-1, 1, 28, 28), images.y)
         return ConvFamily(ConvConfig(dataset="fashion-mnist", batch_size=32),
                           data={"train": split, "validation": split, "test": split}), 4
-    if name == "art":
+    if name.startswith("art"):
         return make_family("art", size=32), 2
     return MLPFamily(sparse_images(), MLPConfig()), 8
 
