@@ -9,8 +9,9 @@ optimizers (mnist, mnist-gac, mnist-ntm) and general on 8 MLPs 784-20-10 of the 
 needed: inputs in [0, 1) of which 19 % are non-zero, as MNIST's pixels, labelled by a random linear teacher;
 on it the optimizer takes the loss from 2.30 to about 1.0), 100 steps each; the conv optimizer (conv) on 4 of the
 paper's conv nets on synthetic 28×28×1 images (the same kind, labelled the same way), minibatches of 32; the
-neural-art optimizers (art, art-agreement) on 2 of the registered art family's 32×32 test problems (crops of photographs bundled
-with scikit-image and scikit-learn, the drawn training style, the default random-filter feature network).
+neural-art optimizers (art, art-agreement) on 2 of the registered art family's 32×32 test problems (crops of
+photographs bundled with scikit-image and scikit-learn, the drawn training style, the default random-filter feature
+network).
 
     python tests/golden/shipped.py conv  re-record one optimizer only (with the machine it was recorded on)
 """
