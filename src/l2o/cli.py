@@ -534,8 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the styled image to write (.png); a .json with every setting and "
                                                 "the loss at every step is written beside it")
     p.add_argument("--optimizer", default="art",
-                   help="a learned optimizer (a shipped name or a checkpoint) or a baseline: sgd, nag, rmsprop, adam, "
-                        "lbfgs (default: art)")
+                   help="a learned optimizer (a shipped name, e.g. art or art-agreement, or a checkpoint) or a baseline: "
+                        "sgd, nag, rmsprop, adam, lbfgs (default: art)")
     p.add_argument("--lr", type=float, default=None, help="the baseline's learning rate (baselines only)")
     p.add_argument("--steps", type=int, default=128, help="optimisation steps (default: 128, the paper's)")
     p.add_argument("--seed", type=int, default=0, help="the starting noise (default: 0)")
