@@ -10,6 +10,10 @@ and backward (the loss and its pixel gradient); the optimizer's step comes after
 Generated images (the costs do not depend on the pixels).
 
     .venv/bin/python benchmarks/art_step.py [--sizes 64 128] [--problems 1 2] [--reps 5] [--threads 1]
+        [--checkpoint NAME]
+
+``--checkpoint`` times a shipped learned optimizer's step (e.g. art-agreement, whose LSTM also computes moment and
+sign-agreement inputs) instead of the paper's rule (log/sign preprocessing, output scale 1: the shipped art's settings).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from optimizer_step import timed  # noqa: E402
 
+from l2o.checkpoint import load_rule  # noqa: E402
 from l2o.rules.lstm import LSTMConfig, LSTMRule  # noqa: E402
 from l2o.tasks.art import NETWORKS, ArtConfig, ArtTask, network  # noqa: E402
 
@@ -34,13 +39,15 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--network", default="multiscale", choices=list(NETWORKS))
+    parser.add_argument("--checkpoint", default="", help="a shipped optimizer or checkpoint to time (default: the "
+                                                           "paper's rule, untrained)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
-    rule = LSTMRule(LSTMConfig(preprocess=True, output_scale=1.0))
+    rule = load_rule(args.checkpoint) if args.checkpoint else LSTMRule(LSTMConfig(preprocess=True, output_scale=1.0))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.network} feature network; "
-          f"LSTM computed by {rule.implementation}")
+          f"{args.checkpoint or 'the paper rule'}'s LSTM computed by {rule.implementation}")
     print(f"{'size':>5} {'B':>2} {'pixels':>8} {'feature net ms':>15} {'LSTM ms':>8} {'LSTM, meta ms':>14} "
           f"{'adam ms':>8} {'net / LSTM':>11} {'net / LSTM, meta':>17}")
     for size in args.sizes:
