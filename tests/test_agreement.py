@@ -29,6 +29,13 @@ def test_power_zero_is_the_wrapped_rule_and_the_factor_follows_the_signs():
         ua, adam_state = adam.update(g, adam_state)
         assert state.f["w"][0].tolist() == f
         torch.testing.assert_close(u["w"], ua["w"] * torch.tensor([f]))
+    last = SignAgreement(Adam(lr=0.1), up=2.0, down=0.5, decay=0.0)  # each gradient against the last one
+    state = last.init(params)
+    for g in [[1.0, -1.0, 1.0], [1.0, 2.0, -1.0], [1.0, -1.0, -1.0]]:
+        _, state = last.update({"w": torch.tensor([g])}, state)
+    assert state.f["w"][0].tolist() == [4, 0.25, 1]  # agree twice; turn twice; turn, then agree
+    with pytest.raises(ValueError, match="decay must be in"):
+        SignAgreement(Adam(lr=0.1), decay=1.0)
 
 
 def test_the_lstm_reads_the_same_factor_the_rule_applies():

@@ -1,8 +1,9 @@
 """A rule's steps scaled per coordinate by how long the gradient has kept its sign: ``SignAgreement(rule)``.
 
 Delta-bar-delta's idea (Jacobs 1988), as Rprop uses it: each coordinate keeps a factor f, multiplied by ``up`` where
-the gradient ∇_t agrees in sign with the recent ones (its moving average m at decay 0.5 before this step) and by
-``down`` where it turns, kept within [0.1, 10]; the wrapped rule's step is multiplied by f^``power``. ``power`` 0 is
+the gradient ∇_t agrees in sign with the recent ones (its moving average m at ``decay`` before this step; 0: the last
+gradient) and by ``down`` where it turns, kept within [0.1, 10]; the wrapped rule's step is multiplied by
+f^``power``. ``power`` 0 is
 the wrapped rule itself. The factor is the one the LSTM's ``agreement_factor`` input reads (as log₁₀ f), so a learned
 rule can be taught this one by imitation (``TrainConfig.imitate = "adam:0.316+agreement:0.7"``).
 
@@ -23,19 +24,18 @@ from torch import nn
 from l2o.rules.base import implementation_of
 from l2o.tasks.base import Params
 
-DECAY = 0.5  # the moving average the gradient's sign is compared with (the LSTM's shortest moment decay)
 LOW, HIGH = 0.1, 10.0  # the factor's bounds
 
 
 class AgreementState(NamedTuple):
     inner: Any  # the wrapped rule's state
-    m: dict  # name -> the moving average of the gradient at decay 0.5
+    m: dict  # name -> the moving average of the gradient at ``decay``
     f: dict  # name -> each coordinate's factor
 
 
-def agreement_factor(f, grad, m, up: float, down: float):
-    """The factor after a step with gradient ``grad``, from ``f`` and the moving average ``m`` before it."""
-    sign = torch.sign(grad * m)
+def agreement_factor(f, sign, up: float, down: float):
+    """The factor after a step, from ``f`` and ``sign``, the sign of the gradient times its moving average before it
+    (also what the LSTM's ``agreement_factor`` input accumulates)."""
     step = torch.where(sign > 0, up, torch.where(sign < 0, down, 1.0)).to(f.dtype)
     return (f * step).clamp(LOW, HIGH)
 
@@ -43,7 +43,8 @@ def agreement_factor(f, grad, m, up: float, down: float):
 class SignAgreement(nn.Module):
     name = "agreement"
 
-    def __init__(self, rule, up: float = 1.2, down: float = 0.5, power: float = 1.0, *, implementation: str = "auto"):
+    def __init__(self, rule, up: float = 1.2, down: float = 0.5, power: float = 1.0, decay: float = 0.5, *,
+                 implementation: str = "auto"):
         super().__init__()
         from l2o.rules import make_rule  # the wrapped rule given by its settings (as read from a checkpoint)
 
@@ -51,8 +52,10 @@ class SignAgreement(nn.Module):
             raise ValueError(f"up and down must satisfy up > 1 > down > 0, got up={up}, down={down}")
         if not power >= 0:
             raise ValueError(f"power must be >= 0, got {power}")
+        if not 0 <= decay < 1:
+            raise ValueError(f"decay must be in [0, 1), got {decay}")
         self.rule = make_rule(**rule, implementation=implementation) if isinstance(rule, dict) else rule
-        self.up, self.down, self.power = float(up), float(down), float(power)
+        self.up, self.down, self.power, self.decay = float(up), float(down), float(power), float(decay)
 
     def init(self, params: Params) -> AgreementState:
         return AgreementState(self.rule.init(params), {k: torch.zeros_like(p) for k, p in params.items()},
@@ -63,8 +66,8 @@ class SignAgreement(nn.Module):
         m, f, out = {}, {}, {}
         for k, g in grads.items():
             g = g.detach()
-            f[k] = agreement_factor(state.f[k], g, state.m[k], self.up, self.down)
-            m[k] = DECAY * state.m[k] + (1 - DECAY) * g
+            f[k] = agreement_factor(state.f[k], torch.sign(g * state.m[k]), self.up, self.down)
+            m[k] = self.decay * state.m[k] + (1 - self.decay) * g
             out[k] = updates[k] * f[k].pow(self.power).to(updates[k].dtype)
         if inplace:  # keep the buffers, so that LearnedOptimizer need not re-split the state each step
             for old, new in ((state.m, m), (state.f, f)):
@@ -87,7 +90,8 @@ class SignAgreement(nn.Module):
             reset()
 
     def config(self) -> dict:
-        return {"name": self.name, "rule": self.rule.config(), "up": self.up, "down": self.down, "power": self.power}
+        return {"name": self.name, "rule": self.rule.config(), "up": self.up, "down": self.down, "power": self.power,
+                "decay": self.decay}
 
     def implementation_info(self) -> dict:
         return implementation_of(self.rule)

@@ -61,6 +61,7 @@ from torch import Tensor, nn
 
 from l2o import kernels
 from l2o.kernels import fused_lstm
+from l2o.rules.agreement import agreement_factor
 from l2o.rules.preprocess import log_sign
 from l2o.tasks.base import Params
 
@@ -389,10 +390,8 @@ class LSTMRule(nn.Module):
         sign = self._agreement(grad, state)
         cues = [sign] if self.cfg.agreement else []
         if not self.cfg.agreement_factor:
-            return cues, (*moments, ())
-        up, down = self.cfg.agreement_factor
-        f = state.f[0] * torch.where(sign[:, 0] > 0, up, torch.where(sign[:, 0] < 0, down, 1.0))
-        f = f.clamp(0.1, 10.0)
+            return cues, moments
+        f = agreement_factor(state.f[0], sign[:, 0], *self.cfg.agreement_factor)
         return [*cues, f.log10().unsqueeze(1)], (*moments, (f,))
 
     def _agreement(self, grad: Tensor, state: LSTMState) -> Tensor:
