@@ -12,17 +12,14 @@ e.g. mlp_relu, mlp_sigmoid, fashion_relu, mlp_deep_tanh, conv_fashion; NAME: the
 default); 4 validation problems (2 for the conv net); output appended to agreement_general.txt beside this file
 by the caller (the lines are printed)."""
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tail import tail  # noqa: E402
+from tail import compare  # noqa: E402
 
 from l2o.checkpoint import load_rule  # noqa: E402
-from l2o.experiments.general import MEMBERS  # noqa: E402
-from l2o.meta.unroll import unroll  # noqa: E402
 from l2o.rules import Adam, SignAgreement  # noqa: E402
 
 torch.set_num_threads(1)
@@ -46,20 +43,14 @@ CANDIDATES = {
     "general_agr.5": agreement(lambda: load_rule("general"), 0.5),
 }
 
+def factors(rule, run) -> str:
+    """The factors at the end: their geometric mean over all coordinates, and its 10th and 90th percentiles."""
+    if not isinstance(rule, SignAgreement):
+        return ""
+    logs = torch.cat([f.log10().flatten() for f in run.state.f.values()])
+    return f"  final log10 f mean {logs.mean():.2f} (10%-90%: {logs.quantile(0.1):.2f} {logs.quantile(0.9):.2f})"
+
+
 if __name__ == "__main__":
     member, names = sys.argv[1], sys.argv[2:] or list(CANDIDATES)
-    problems = 2 if member.startswith("conv") else 4
-    task = MEMBERS[member][0](None).sample("validation", 0, problems)
-    for name in names:
-        t0 = time.time()
-        rule = CANDIDATES[name]()
-        with torch.no_grad():
-            run = unroll(rule, task, 10_000)
-        L = torch.as_tensor(run.losses)
-        extra = ""
-        if isinstance(rule, SignAgreement):  # the factors at the end: their geometric mean over all coordinates
-            logs = torch.cat([f.log10().flatten() for f in run.state.f.values()])
-            extra = f"  final log10 f mean {logs.mean():.2f} (10%-90%: {logs.quantile(0.1):.2f} {logs.quantile(0.9):.2f})"
-        windows = " ".join(f"{L[a:a + 1000].mean():.3g}" for a in range(1, 10_000, 1000))
-        print(f"{member:13s} {name:19s} {tail(L)}  windows of 1000: {windows}{extra}  ({time.time() - t0:.0f} s)",
-              flush=True)
+    compare(member, names, CANDIDATES, factors, width=19)

@@ -12,17 +12,14 @@ e.g. mlp_relu, mlp_sigmoid, fashion_relu, mlp_deep_tanh, conv_fashion; NAME: the
 default); 4 validation problems (2 for the conv net, whose steps cost about ten times an MLP's); output appended
 to plateau_general.txt beside this file by the caller (the lines are printed)."""
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tail import tail  # noqa: E402
+from tail import compare  # noqa: E402
 
 from l2o.checkpoint import load_rule  # noqa: E402
-from l2o.experiments.general import MEMBERS  # noqa: E402
-from l2o.meta.unroll import unroll  # noqa: E402
 from l2o.rules import Adam, Plateau  # noqa: E402
 
 torch.set_num_threads(1)
@@ -36,21 +33,16 @@ CANDIDATES = {
     "adam_.001": lambda: Adam(0.001),
 }
 
+
+def cuts(rule, run) -> str:
+    """Cuts per problem, one number per tensor (log2 of its rate's inverse)."""
+    if not isinstance(rule, Plateau):
+        return ""
+    rates = rule.rates(run.state)
+    cut = torch.stack([-torch.log2(r) for r in rates.values()], 1).round().int()
+    return "  cuts per tensor " + "; ".join(" ".join(str(c) for c in row) for row in cut.tolist())
+
+
 if __name__ == "__main__":
     member, names = sys.argv[1], sys.argv[2:] or list(CANDIDATES)
-    problems = 2 if member.startswith("conv") else 4
-    task = MEMBERS[member][0](None).sample("validation", 0, problems)
-    for name in names:
-        t0 = time.time()
-        rule = CANDIDATES[name]()
-        with torch.no_grad():
-            run = unroll(rule, task, 10_000)
-        L = torch.as_tensor(run.losses)
-        extra = ""
-        if isinstance(rule, Plateau):  # cuts per problem, one number per tensor (log2 of its rate's inverse)
-            rates = rule.rates(run.state)
-            cuts = torch.stack([-torch.log2(r) for r in rates.values()], 1).round().int()
-            extra = "  cuts per tensor " + "; ".join(" ".join(str(c) for c in row) for row in cuts.tolist())
-        windows = " ".join(f"{L[a:a + 1000].mean():.3g}" for a in range(1, 10_000, 1000))
-        print(f"{member:13s} {name:16s} {tail(L)}  windows of 1000: {windows}{extra}  ({time.time() - t0:.0f} s)",
-              flush=True)
+    compare(member, names, CANDIDATES, cuts)

@@ -10,3 +10,25 @@ def tail(losses) -> str:
     windows = last.mean(1).reshape(100, 10).mean(1)
     return (f"mean last 1000 {last.mean():.3g}  median over problems {last.mean(0).median():.3g}  "
             f"largest 10-step window {windows.max():.3g}")
+
+
+def compare(member: str, names: list[str], candidates: dict, extra=lambda rule, run: "", width: int = 16) -> None:
+    """Run each named candidate rule (``candidates[name]()``) for 10,000 steps on validation problems of the general
+    mixture's ``member`` (4; 2 for the conv net) and print its tail and its windows of 1,000 steps, plus
+    ``extra(rule, run)``: the loop plateau_general.py and agreement_general.py share."""
+    import time
+
+    from l2o.experiments.general import MEMBERS
+    from l2o.meta.unroll import unroll
+
+    problems = 2 if member.startswith("conv") else 4
+    task = MEMBERS[member][0](None).sample("validation", 0, problems)
+    for name in names:
+        t0 = time.time()
+        rule = candidates[name]()
+        with torch.no_grad():
+            run = unroll(rule, task, 10_000)
+        L = torch.as_tensor(run.losses)
+        windows = " ".join(f"{L[a:a + 1000].mean():.3g}" for a in range(1, 10_000, 1000))
+        print(f"{member:13s} {name:{width}s} {tail(L)}  windows of 1000: {windows}{extra(rule, run)}  "
+              f"({time.time() - t0:.0f} s)", flush=True)
