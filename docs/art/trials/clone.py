@@ -18,8 +18,9 @@ runs on fresh training problems with the teacher stepping beside it on the same 
 LSTM's trajectory), those inputs and the teacher's targets join the data, and the fit goes on (4,096 random pixels
 of the data per iteration), so the LSTM learns the teacher's step where its own errors take it.
 
-Usage: python docs/art/trials/clone.py OUT.safetensors [--recipe factor|paper] [--init art] [--problems 8]
-[--pixels 4096] [--iterations 300]. Prints the fit's error as it goes; about 5 minutes on one core."""
+Usage: python docs/art/trials/clone.py OUT.safetensors [--recipe factor|paper] [--init art|PATH] [--problems 8]
+[--pixels 4096] [--iterations 300] [--lr 0.01] [--cosine] [--dagger N] [--dagger-iterations 300]. Prints the fit's
+error as it goes; about 5 minutes on one core (each DAgger round of 300 iterations about 4 more)."""
 import argparse
 import math
 import time
@@ -79,13 +80,12 @@ def fit(rule: LSTMRule, xs: torch.Tensor, ys: torch.Tensor, iterations: int, lr:
     opt = torch.optim.Adam(rule.parameters(), lr=lr)
     decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations) if cosine else None
     kappa, paper = rule.cfg.correction_scale, not rule.cfg.moments
-    scale = ys.pow(2).mean(1) if paper else torch.ones(ys.shape[0])
-    all_xs, all_ys, all_scale = xs, ys, scale
+    all_xs, all_ys = xs, ys
     for i in range(iterations):
         if all_xs.shape[1] > 4096:  # a random batch of the recorded pixels
             cols = torch.randperm(all_xs.shape[1])[:4096]
             xs, ys = all_xs[:, cols], all_ys[:, cols]
-            scale = ys.pow(2).mean(1) if paper else all_scale
+        scale = ys.pow(2).mean(1) if paper else torch.ones(ys.shape[0])
         h = [torch.zeros(xs.shape[1], rule.cfg.hidden_size) for _ in rule.cells]
         c = [torch.zeros_like(h[0]) for _ in rule.cells]
         error = 0.0

@@ -43,6 +43,7 @@ CANDIDATES = {
     "general_agr.5": agreement(lambda: load_rule("general"), 0.5),
 }
 
+
 def factors(rule, run) -> str:
     """The factors at the end: their geometric mean over all coordinates, and its 10th and 90th percentiles."""
     if not isinstance(rule, SignAgreement):

@@ -12,6 +12,7 @@ then on. A rule that never spikes is never cut.
 Usage: python docs/general/trials/spike_cut.py MEMBER [NAME ...] (MEMBER: one of the mixture's members, e.g.
 mlp_relu, mlp_sigmoid, mlp_deep_tanh, fashion_relu, conv_fashion; NAME: the candidates below, all by default); 4
 validation problems (2 for the conv net); output appended to spike_cut.txt beside this file by the caller."""
+import math
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -44,13 +45,14 @@ class SpikeCut(nn.Module):
     def __init__(self, rule, threshold=10.0, factor=0.5, warmup=1000, cooldown=500, per="problem"):
         super().__init__()
         self.rule, self.threshold, self.factor, self.warmup, self.cooldown = rule, threshold, factor, warmup, cooldown
-        self.per = per
+        self.per, self.log_factor = per, math.log(factor)
 
     def init(self, params):
         b = next(iter(params.values())).shape[0]
         zero = torch.zeros(b)
         if self.per == "tensor":
-            return CutState(self.rule.init(params), *({k: zero + v for k in params} for v in (0, 0, 0, self.cooldown, 0)))
+            starts = (0, 0, 0, self.cooldown, 0)
+            return CutState(self.rule.init(params), *({k: zero + v for k in params} for v in starts))
         return CutState(self.rule.init(params), zero, zero, zero, zero + self.cooldown, zero)
 
     def update(self, grads, state, *, inplace=False):
@@ -77,7 +79,7 @@ class SpikeCut(nn.Module):
         ratio = (fast / (1 - 0.9 ** count)) / (slow / (1 - 0.999 ** count))
         cut = (count > self.warmup) & (ratio > self.threshold) & (state.since >= self.cooldown)
         since = torch.where(cut, torch.zeros_like(count), state.since + 1)
-        log_rate = state.log_rate + cut.float() * torch.log(torch.tensor(self.factor))
+        log_rate = state.log_rate + cut.float() * self.log_factor
         out = {k: u * log_rate.exp().to(u.dtype).view(-1, *[1] * (u.dim() - 1)) for k, u in updates.items()}
         return out, CutState(None, count, fast, slow, since, log_rate)
 
@@ -99,13 +101,14 @@ CANDIDATES = {
 
 
 def cuts(rule, run) -> str:
+    """How many cuts each problem (or each problem's tensors) took."""
     if not isinstance(rule, SpikeCut):
         return ""
     if rule.per == "tensor":
-        rates = torch.stack(list(run.state.log_rate.values()), 1)  # (B, tensors)
-        return "  cuts per tensor " + "; ".join(" ".join(str(int(round(-float(x) / 0.6931))) for x in row)
-                                                for row in rates)
-    return "  cuts per problem " + " ".join(str(int(round(-float(x) / 0.6931))) for x in run.state.log_rate)
+        counts = (torch.stack(list(run.state.log_rate.values()), 1) / rule.log_factor).round().int()  # (B, tensors)
+        return "  cuts per tensor " + "; ".join(" ".join(str(c) for c in row) for row in counts.tolist())
+    counts = (run.state.log_rate / rule.log_factor).round().int()
+    return "  cuts per problem " + " ".join(str(c) for c in counts.tolist())
 
 
 if __name__ == "__main__":

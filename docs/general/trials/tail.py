@@ -1,7 +1,13 @@
 """The readings of a 10,000-step tail that spikes.py and fade-full/tail_check.py print: the mean loss over the last
 1,000 steps (the headline of docs/long), the median over problems of that window, and the largest mean loss of a
-10-step window in it (a spike)."""
+10-step window in it (a spike); and ``compare``, the 10,000-step comparison on validation problems that
+plateau_general.py, agreement_general.py and spike_cut.py run."""
+import time
+
 import torch
+
+from l2o.experiments.general import MEMBERS
+from l2o.meta.unroll import unroll
 
 
 def tail(losses) -> str:
@@ -15,12 +21,7 @@ def tail(losses) -> str:
 def compare(member: str, names: list[str], candidates: dict, extra=lambda rule, run: "", width: int = 16) -> None:
     """Run each named candidate rule (``candidates[name]()``) for 10,000 steps on validation problems of the general
     mixture's ``member`` (4; 2 for the conv net) and print its tail and its windows of 1,000 steps, plus
-    ``extra(rule, run)``: the loop plateau_general.py and agreement_general.py share."""
-    import time
-
-    from l2o.experiments.general import MEMBERS
-    from l2o.meta.unroll import unroll
-
+    ``extra(rule, run)``."""
     problems = 2 if member.startswith("conv") else 4
     task = MEMBERS[member][0](None).sample("validation", 0, problems)
     for name in names:

@@ -3,9 +3,9 @@
 Delta-bar-delta's idea (Jacobs 1988), as Rprop uses it: each coordinate keeps a factor f, multiplied by ``up`` where
 the gradient ∇_t agrees in sign with the recent ones (its moving average m at ``decay`` before this step; 0: the last
 gradient) and by ``down`` where it turns, kept within [0.1, 10]; the wrapped rule's step is multiplied by
-f^``power``. ``power`` 0 is
-the wrapped rule itself. The factor is the one the LSTM's ``agreement_factor`` input reads (as log₁₀ f), so a learned
-rule can be taught this one by imitation (``TrainConfig.imitate = "adam:0.316+agreement:0.7"``).
+f^``power``. ``power`` 0 is the wrapped rule itself. The factor is the one the LSTM's ``agreement_factor`` input
+reads (as log₁₀ f), so a learned rule can be taught this one by imitation
+(``TrainConfig.imitate = "adam:0.316+agreement:0.7"``).
 
     rule = SignAgreement(Adam(lr=0.316), power=0.7)
     rule = SignAgreement({"name": "adam", "lr": 0.316})   # by settings, as read from a checkpoint
