@@ -60,7 +60,7 @@ def test_bad_learning_rate(lr):
 
 
 def test_unknown_rule_lists_the_available_ones():
-    with pytest.raises(ValueError, match="unknown update rule 'adagrad'; available: adam, agreement, lbfgs, lstm, nag, ntm, plateau, rmsprop, routed, sgd"):
+    with pytest.raises(ValueError, match="unknown update rule 'adagrad'; available: adam, agreement, lbfgs, lstm, nag, ntm, plateau, rmsprop, routed, sgd, spike_cut"):
         make_rule("adagrad", lr=1.0)
 
 

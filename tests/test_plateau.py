@@ -1,10 +1,11 @@
 """Plateau: a rule's steps cut per tensor where the gradient stops shrinking; exact cuts, no cut while the gradient
-shrinks, one checkpoint with a nested config, LearnedOptimizer's per-parameter state and its resume."""
+shrinks, one checkpoint with a nested config (LearnedOptimizer's per-parameter state and its exact resume are
+tested, for it and SpikeCut, in test_spike_cut.py)."""
 
 import pytest
 import torch
 
-from l2o import LearnedOptimizer, checkpoint
+from l2o import checkpoint
 from l2o.meta import unroll
 from l2o.rules import SGD, Adam, LSTMRule, Plateau, make_rule
 from l2o.tasks.mlp import MLPConfig, MLPFamily, synthetic_dataset
@@ -112,35 +113,3 @@ def test_the_reference_round_trips_and_the_default_keeps_the_settings_saved_befo
     # results are cached by the rule's settings: the default leaves them as they were before the option existed
     assert set(Plateau(SGD(lr=1.0)).config()) == {"name", "rule", "window", "ratio", "patience", "factor", "beta"}
     assert make_rule(**Plateau(SGD(lr=1.0)).config()).reference == "least"
-
-
-def test_learned_optimizer_keeps_the_controller_per_parameter_and_resumes_exactly(tmp_path):
-    torch.manual_seed(0)
-    rule = Plateau(LSTMRule(output_init=1.0), window=3, ratio=0.9, patience=1)
-    checkpoint.save_rule(tmp_path / "p.safetensors", rule)
-    x, y = torch.randn(32, 3), torch.randn(32, 1)
-
-    def run(model, opt, steps):
-        for _ in range(steps):
-            opt.zero_grad()
-            ((model(x) - y) ** 2).mean().backward()
-            opt.step()
-
-    torch.manual_seed(1)
-    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
-    opt = LearnedOptimizer(model.named_parameters(), checkpoint=tmp_path / "p.safetensors")
-    run(model, opt, 7)
-    saved = {"model": {k: v.clone() for k, v in model.state_dict().items()}, "opt": opt.state_dict()}
-    torch.save(saved, tmp_path / "ck.pt")
-    run(model, opt, 8)
-    loaded = torch.load(tmp_path / "ck.pt", weights_only=True)
-    model2 = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
-    model2.load_state_dict(loaded["model"])
-    opt2 = LearnedOptimizer(model2.named_parameters(), checkpoint=tmp_path / "p.safetensors")
-    opt2.load_state_dict(loaded["opt"])
-    run(model2, opt2, 8)
-    for a, b in zip(model.parameters(), model2.parameters()):
-        assert torch.equal(a, b)
-    # each parameter's state holds its own count (15 steps) and factor
-    counts = [s["rule_state"][-5].item() for s in opt.state_dict()["state"].values()]
-    assert counts == [15.0] * 4

@@ -9,8 +9,10 @@ from l2o.rules.ntm import NTMConfig, NTMRule
 from l2o.rules.routed import Routed
 from l2o.rules.plateau import Plateau
 from l2o.rules.agreement import SignAgreement
+from l2o.rules.spike import SpikeCut
 
-LEARNED = {"lstm": LSTMRule, "ntm": NTMRule, "routed": Routed, "plateau": Plateau, "agreement": SignAgreement}
+LEARNED = {"lstm": LSTMRule, "ntm": NTMRule, "routed": Routed, "plateau": Plateau, "agreement": SignAgreement,
+           "spike_cut": SpikeCut}
 
 
 def register_rule(name: str):
@@ -42,5 +44,5 @@ __all__ = [
     "UpdateRule", "apply_updates", "detach", "implementation_of", "num_problems", "per_problem",
     "from_per_problem", "tree_map", "tree_tensors", "BASELINES", "LEARNED",
     "SGD", "NAG", "RMSprop", "Adam", "LBFGS", "LSTMConfig", "LSTMRule", "LSTMState", "log_sign", "make_rule", "register_rule", "Routed", "NTMConfig", "NTMRule", "Plateau",
-    "SignAgreement",
+    "SignAgreement", "SpikeCut",
 ]

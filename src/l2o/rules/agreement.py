@@ -19,9 +19,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import torch
-from torch import nn
 
-from l2o.rules.base import implementation_of
+from l2o.rules.wrapper import Wrapper
 from l2o.tasks.base import Params
 
 LOW, HIGH = 0.1, 10.0  # the factor's bounds
@@ -40,21 +39,19 @@ def agreement_factor(f, sign, up: float, down: float):
     return (f * step).clamp(LOW, HIGH)
 
 
-class SignAgreement(nn.Module):
+class SignAgreement(Wrapper):
     name = "agreement"
+    State = AgreementState
 
     def __init__(self, rule, up: float = 1.2, down: float = 0.5, power: float = 1.0, decay: float = 0.5, *,
                  implementation: str = "auto"):
-        super().__init__()
-        from l2o.rules import make_rule  # the wrapped rule given by its settings (as read from a checkpoint)
-
         if not up > 1 > down > 0:
             raise ValueError(f"up and down must satisfy up > 1 > down > 0, got up={up}, down={down}")
         if not power >= 0:
             raise ValueError(f"power must be >= 0, got {power}")
         if not 0 <= decay < 1:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
-        self.rule = make_rule(**rule, implementation=implementation) if isinstance(rule, dict) else rule
+        super().__init__(rule, implementation)
         self.up, self.down, self.power, self.decay = float(up), float(down), float(power), float(decay)
 
     def init(self, params: Params) -> AgreementState:
@@ -69,29 +66,8 @@ class SignAgreement(nn.Module):
             f[k] = agreement_factor(state.f[k], torch.sign(g * state.m[k]), self.up, self.down)
             m[k] = self.decay * state.m[k] + (1 - self.decay) * g
             out[k] = updates[k] * f[k].pow(self.power).to(updates[k].dtype)
-        if inplace:  # keep the buffers, so that LearnedOptimizer need not re-split the state each step
-            for old, new in ((state.m, m), (state.f, f)):
-                for k in new:
-                    old[k].copy_(new[k])
-            m, f = state.m, state.f
-        return out, AgreementState(inner, m, f)
-
-    def split_state(self, state: AgreementState, params: Params) -> dict[str, AgreementState]:
-        inner = self.rule.split_state(state.inner, params)
-        return {k: AgreementState(inner[k], {k: state.m[k]}, {k: state.f[k]}) for k in params}
-
-    def join_state(self, parts: dict[str, AgreementState], params: Params) -> AgreementState:
-        inner = self.rule.join_state({k: parts[k].inner for k in params}, params)
-        return AgreementState(inner, {k: parts[k].m[k] for k in params}, {k: parts[k].f[k] for k in params})
-
-    def reset_parameters(self) -> None:
-        reset = getattr(self.rule, "reset_parameters", None)
-        if callable(reset):
-            reset()
+        return out, self._fresh(inner, state, (m, f), inplace)
 
     def config(self) -> dict:
         return {"name": self.name, "rule": self.rule.config(), "up": self.up, "down": self.down, "power": self.power,
                 "decay": self.decay}
-
-    def implementation_info(self) -> dict:
-        return implementation_of(self.rule)

@@ -27,9 +27,9 @@ import math
 from typing import Any, NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from l2o.rules.base import implementation_of
+from l2o.rules.wrapper import Wrapper
 from l2o.tasks.base import Params
 
 
@@ -43,14 +43,12 @@ class PlateauState(NamedTuple):
     log_rate: dict  # name -> (B,) the log of the factor on the wrapped rule's steps (0: as the rule makes them)
 
 
-class Plateau(nn.Module):
+class Plateau(Wrapper):
     name = "plateau"
+    State = PlateauState
 
     def __init__(self, rule, window: int = 1000, ratio: float = 0.8, patience: int = 2, factor: float = 0.5,
                  beta: float = 0.999, reference: str = "least", *, implementation: str = "auto"):
-        super().__init__()
-        from l2o.rules import make_rule  # the wrapped rule given by its settings (as read from a checkpoint)
-
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ValueError(f"window must be an integer >= 1, got {window!r}")
         if not 0 < ratio <= 1:
@@ -63,13 +61,14 @@ class Plateau(nn.Module):
             raise ValueError(f"beta must be in [0, 1), got {beta}")
         if reference not in ("least", "last"):
             raise ValueError(f"reference must be 'least' or 'last', got {reference!r}")
-        self.rule = make_rule(**rule, implementation=implementation) if isinstance(rule, dict) else rule
-        self.window, self.ratio, self.patience, self.factor, self.beta = window, float(ratio), patience, float(factor), float(beta)
+        super().__init__(rule, implementation)
+        self.window, self.ratio, self.patience = window, float(ratio), patience
+        self.factor, self.beta = float(factor), float(beta)
         self.reference = reference
 
     def init(self, params: Params) -> PlateauState:
-        def per(value: float) -> dict:  # float32 whatever the parameters' dtype: counts stay exact to 2^24 steps
-            return {k: torch.full((p.shape[0],), value, dtype=torch.float32, device=p.device) for k, p in params.items()}
+        def per(value: float) -> dict:
+            return self._per_problem(params, value)
 
         return PlateauState(self.rule.init(params), per(0.0), per(0.0), per(math.inf), per(0.0), per(0.0))
 
@@ -91,30 +90,11 @@ class Plateau(nn.Module):
             best[k] = torch.where(check, kept, state.best[k])
             u = updates[k]
             out[k] = u * log_rate[k].exp().to(u.dtype).view(-1, *[1] * (u.dim() - 1))
-        fresh = (count, sq, best, waited, log_rate)
-        if inplace:  # keep the controller's buffers, so that LearnedOptimizer need not re-split the state each step
-            for old, new in zip(state[1:], fresh):  # matched by name, whatever order the gradients come in
-                for k in new:
-                    old[k].copy_(new[k])
-            fresh = tuple(state[1:])
-        return out, PlateauState(inner, *fresh)
+        return out, self._fresh(inner, state, (count, sq, best, waited, log_rate), inplace)
 
     def rates(self, state: PlateauState) -> dict[str, Tensor]:
         """Each tensor's factor on the wrapped rule's steps, (B,) per name: 1 until a cut."""
         return {k: v.exp() for k, v in state.log_rate.items()}
-
-    def split_state(self, state: PlateauState, params: Params) -> dict[str, PlateauState]:
-        inner = self.rule.split_state(state.inner, params)
-        return {k: PlateauState(inner[k], *({k: part[k]} for part in state[1:])) for k in params}
-
-    def join_state(self, parts: dict[str, PlateauState], params: Params) -> PlateauState:
-        inner = self.rule.join_state({k: parts[k].inner for k in params}, params)
-        return PlateauState(inner, *({k: parts[k][i][k] for k in params} for i in range(1, len(PlateauState._fields))))
-
-    def reset_parameters(self) -> None:
-        reset = getattr(self.rule, "reset_parameters", None)
-        if callable(reset):
-            reset()
 
     def config(self) -> dict:
         out = {"name": self.name, "rule": self.rule.config(), "window": self.window, "ratio": self.ratio,
@@ -122,6 +102,3 @@ class Plateau(nn.Module):
         if self.reference != "least":  # only where it is not the default: results saved before the option matched
             out["reference"] = self.reference  # their settings as they are
         return out
-
-    def implementation_info(self) -> dict:
-        return implementation_of(self.rule)
