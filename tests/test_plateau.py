@@ -1,14 +1,12 @@
 """Plateau: a rule's steps cut per tensor where the gradient stops shrinking; exact cuts, no cut while the gradient
-shrinks, one checkpoint with a nested config (LearnedOptimizer's per-parameter state and its exact resume are
-tested, for it and SpikeCut, in test_spike_cut.py)."""
+shrinks, the reference's setting (its checkpoint round trip, LearnedOptimizer's per-parameter state and its exact
+resume are tested, for it and SpikeCut, in test_spike_cut.py)."""
 
 import pytest
 import torch
 
 from l2o import checkpoint
-from l2o.meta import unroll
-from l2o.rules import SGD, Adam, LSTMRule, Plateau, make_rule
-from l2o.tasks.mlp import MLPConfig, MLPFamily, synthetic_dataset
+from l2o.rules import SGD, Adam, Plateau, make_rule
 
 
 def _steps(rule, grads_per_step):
@@ -91,19 +89,6 @@ def test_bad_settings_are_refused():
                       ({"factor": 1.0}, "factor"), ({"beta": 1.0}, "beta"), ({"reference": "min"}, "reference")]:
         with pytest.raises(ValueError, match=match):
             Plateau(SGD(lr=1.0), **kw)
-
-
-def test_checkpoint_round_trip_and_unroll(tmp_path):
-    torch.manual_seed(0)
-    rule = Plateau(LSTMRule(output_init=1.0), window=5, ratio=0.9, patience=1)
-    checkpoint.save_rule(tmp_path / "p.safetensors", rule)
-    loaded = checkpoint.load_rule(tmp_path / "p.safetensors")
-    assert loaded.config() == rule.config() and loaded.config()["rule"]["name"] == "lstm"
-    assert isinstance(make_rule(**rule.config()), Plateau)
-    task = MLPFamily(synthetic_dataset(n=256), MLPConfig(hidden=(4,))).sample("test", 0, 2)
-    with torch.no_grad():
-        a, b = unroll(rule, task, 12), unroll(loaded, task, 12)
-    assert torch.equal(a.losses, b.losses)
 
 
 def test_the_reference_round_trips_and_the_default_keeps_the_settings_saved_before_it(tmp_path):

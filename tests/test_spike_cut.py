@@ -1,5 +1,5 @@
 """SpikeCut: a rule's steps halved per tensor where its gradient spikes; exact cuts, none while the gradient is steady
-or during the warm-up, the cool-down between cuts, one checkpoint with a nested config; and, for it and Plateau,
+or during the warm-up, the cool-down between cuts; and, for it and Plateau, one checkpoint with a nested config,
 LearnedOptimizer's per-parameter state and its exact resume."""
 
 import pytest
@@ -79,22 +79,27 @@ def test_bad_settings_are_refused():
             SpikeCut(SGD(lr=1.0), **kw)
 
 
-def test_checkpoint_round_trip_and_unroll(tmp_path):
+WRAPPERS = pytest.mark.parametrize(
+    "wrap", [lambda r: Plateau(r, window=3, ratio=0.9, patience=1),
+             lambda r: SpikeCut(r, threshold=1.01, warmup=3, cooldown=2, fast=0.0, slow=0.5)],
+    ids=["plateau", "spike_cut"])
+
+
+@WRAPPERS
+def test_checkpoint_round_trip_and_unroll(tmp_path, wrap):
     torch.manual_seed(0)
-    rule = SpikeCut(LSTMRule(output_init=1.0), threshold=3.0, warmup=4, cooldown=2)
+    rule = wrap(LSTMRule(output_init=1.0))
     checkpoint.save_rule(tmp_path / "s.safetensors", rule)
     loaded = checkpoint.load_rule(tmp_path / "s.safetensors")
     assert loaded.config() == rule.config() and loaded.config()["rule"]["name"] == "lstm"
-    assert isinstance(make_rule(**rule.config()), SpikeCut)
+    assert type(make_rule(**rule.config())) is type(rule)
     task = MLPFamily(synthetic_dataset(n=256), MLPConfig(hidden=(4,))).sample("test", 0, 2)
     with torch.no_grad():
         a, b = unroll(rule, task, 12), unroll(loaded, task, 12)
     assert torch.equal(a.losses, b.losses)
 
 
-@pytest.mark.parametrize("wrap", [lambda r: Plateau(r, window=3, ratio=0.9, patience=1),
-                                  lambda r: SpikeCut(r, threshold=1.01, warmup=3, cooldown=2, fast=0.0, slow=0.5)],
-                         ids=["plateau", "spike_cut"])
+@WRAPPERS
 def test_learned_optimizer_keeps_the_controller_per_parameter_and_resumes_exactly(tmp_path, wrap):
     torch.manual_seed(0)
     rule = wrap(LSTMRule(output_init=1.0))

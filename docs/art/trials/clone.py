@@ -19,8 +19,8 @@ LSTM's trajectory), those inputs and the teacher's targets join the data, and th
 of the data per iteration), so the LSTM learns the teacher's step where its own errors take it.
 
 Usage: python docs/art/trials/clone.py OUT.safetensors [--recipe factor|paper] [--init art|PATH] [--problems 8]
-[--pixels 4096] [--iterations 300] [--lr 0.01] [--cosine] [--dagger N] [--dagger-iterations 300]. Prints the fit's
-error as it goes; about 5 minutes on one core (each DAgger round of 300 iterations about 4 more)."""
+[--pixels 4096] [--iterations 300] [--lr 0.01] [--cosine] [--dagger N] [--dagger-iterations 300] [--late 0]. Prints
+the fit's error as it goes; about 5 minutes on one core (each DAgger round of 300 iterations about 4 more)."""
 import argparse
 import math
 import time
@@ -73,14 +73,17 @@ def record(problems: int, pixels: int, seed: int, config: LSTMConfig = CONFIG,
 
 
 def fit(rule: LSTMRule, xs: torch.Tensor, ys: torch.Tensor, iterations: int, lr: float = 0.01,
-        cosine: bool = False) -> float:
+        cosine: bool = False, late: float = 0.0) -> float:
     """Fit the rule's log factor κ tanh(W h + b) (the factor recipe) or its step output_scale · (W h + b) (the
     paper's) to ``ys`` along ``xs``; the final root-mean-squared error (for the paper's, relative to the teacher's
-    steps' root mean square at each step)."""
+    steps' root mean square at each step). ``late`` > 0 weights step t's error by (t + 1)^late, normalised to a mean
+    weight of 1, so that the late steps, which set the final loss, count more."""
     opt = torch.optim.Adam(rule.parameters(), lr=lr)
     decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations) if cosine else None
     kappa, paper = rule.cfg.correction_scale, not rule.cfg.moments
     all_xs, all_ys = xs, ys
+    weight = torch.arange(1, xs.shape[0] + 1, dtype=torch.float32).pow(late)
+    weight = weight / weight.mean()
     for i in range(iterations):
         if all_xs.shape[1] > 4096:  # a random batch of the recorded pixels
             cols = torch.randperm(all_xs.shape[1])[:4096]
@@ -96,7 +99,7 @@ def fit(rule: LSTMRule, xs: torch.Tensor, ys: torch.Tensor, iterations: int, lr:
                 inp = h[k]
             out = rule.out(inp).squeeze(-1)
             predicted = rule.cfg.output_scale * out if paper else kappa * torch.tanh(out)
-            error = error + (predicted - ys[t]).pow(2).mean() / scale[t]
+            error = error + weight[t] * (predicted - ys[t]).pow(2).mean() / scale[t]
         error = error / xs.shape[0]
         opt.zero_grad()
         error.backward()
@@ -122,6 +125,7 @@ if __name__ == "__main__":
     parser.add_argument("--cosine", action="store_true")
     parser.add_argument("--dagger", type=int, default=0, help="rounds of DAgger after the first fit")
     parser.add_argument("--dagger-iterations", type=int, default=300)
+    parser.add_argument("--late", type=float, default=0.0, help="weight step t's error by (t + 1)^late (0: uniform)")
     args = parser.parse_args()
     if args.init == "art" and args.recipe != "paper":
         parser.error("--init art needs --recipe paper (the shipped art is the paper's recipe)")
@@ -141,11 +145,11 @@ if __name__ == "__main__":
         with torch.no_grad():  # start the output layer at the other rules' scale (output_init 0 leaves it at zero)
             rule.out.weight.normal_(0, 0.1)
     if args.iterations:
-        fit(rule, xs, ys, args.iterations, args.lr, args.cosine)
+        fit(rule, xs, ys, args.iterations, args.lr, args.cosine, args.late)
     for r in range(args.dagger):
         more = record(args.problems, args.pixels, args.seed + 1 + r, config, student=rule)
         xs, ys = torch.cat([xs, more[0]], 1), torch.cat([ys, more[1]], 1)
         print(f"DAgger round {r + 1}: {xs.shape[1]} pixels ({time.time() - t0:.0f} s)", flush=True)
-        fit(rule, xs, ys, args.dagger_iterations, args.lr, args.cosine)
+        fit(rule, xs, ys, args.dagger_iterations, args.lr, args.cosine, args.late)
     save_rule(args.out, rule)
     print(f"saved {args.out} ({time.time() - t0:.0f} s)")
