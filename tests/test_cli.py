@@ -84,6 +84,27 @@ def test_export_writes_a_loadable_checkpoint_with_its_results(tmp_path, capsys):
     assert not (tmp_path / "bad.safetensors").exists()
 
 
+def test_export_wrap_saves_the_run_s_rule_inside_a_controller_with_the_same_weights(tmp_path):
+    import torch
+
+    from l2o import load_rule
+    from l2o.rules import Plateau, SpikeCut
+
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--episodes", "1", "--horizon", "20", "--unroll", "10",
+                 "--problems", "4", "--val-problems", "8", "--no-progress"]) == 0
+    plain = load_rule(run)
+    for wrap, cls in (("spike_cut", SpikeCut), ("plateau", Plateau)):
+        out = tmp_path / f"{wrap}.safetensors"
+        assert main(["export", str(run), "--out", str(out), "--wrap", wrap]) == 0
+        rule = load_rule(out)
+        assert type(rule) is cls and rule.config() == cls(plain).config()
+        assert all(torch.equal(v, plain.state_dict()[k]) for k, v in rule.rule.state_dict().items())
+        assert json.loads(out.with_suffix(".json").read_text())["rule"]["name"] == wrap
+    with pytest.raises(SystemExit):  # argparse: not one of the choices
+        main(["export", str(run), "--out", str(tmp_path / "x.safetensors"), "--wrap", "agreement"])
+
+
 def test_export_latest_takes_the_last_saved_weights_not_the_best(tmp_path):
     import torch
     from safetensors.torch import load_file

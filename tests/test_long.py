@@ -28,6 +28,14 @@ def test_the_suite_runs_each_optimizer_once_and_resumes(data, tmp_path, capsys):
     assert r["recorded_steps"] == [0, 7, 14, 21, 28, 30] and len(r["mean"]) == 6 and r["nonfinite_steps"] == 0
     assert r["diverged"] == (not r["last_window_mean"] < r["initial_mean"])
     assert (out / "long.png").is_file() and "### mnist_relu" in (out / "results.md").read_text()
+    # each learned optimizer's own results, which `l2o export --summary` stores with a shipped optimizer
+    own = json.loads((out / "own" / "mnist.json").read_text())["tasks"]["mnist_relu"]
+    best = head["best_adam"]
+    assert own["learned_final_mean"] == r["last_window_mean"] and own["best_baseline"] == best
+    assert own["ratio_final_vs_best_baseline"] == r["last_window_mean"] / head["best_adam_last_window_mean"]
+    assert main(["export", "mnist", "--out", str(tmp_path / "m.safetensors"), "--summary", str(out / "own" / "mnist.json")]) == 0
+    exported = json.loads((tmp_path / "m.json").read_text())["info"]["result"]["tasks"]["mnist_relu"]
+    assert exported == own
     stamp = (out / "tasks" / "mnist_relu" / "mnist.json").stat().st_mtime_ns
     assert main(args) == 0  # everything is reused
     assert (out / "tasks" / "mnist_relu" / "mnist.json").stat().st_mtime_ns == stamp

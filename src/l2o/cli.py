@@ -211,8 +211,9 @@ def cmd_pretrained(args) -> None:
             print(f"    {task} ({r['description']}): {r.get('measure', 'mean final loss')} {r['learned_final_mean']:.4g} vs "
                   f"{r.get('baseline_words', 'best tuned baseline')} {r['best_baseline']} {r['best_baseline_final_mean']:.4g} "
                   f"({r['ratio_final_vs_best_baseline']:.3g}×){first}")
-        if "tasks" in result:
-            print(f"    meta-trained in {result['meta_train_seconds']:.0f} s")
+        seconds = result.get("meta_train_seconds", info.get("train_seconds"))
+        if "tasks" in result and seconds is not None:
+            print(f"    meta-trained in {seconds:.0f} s")
         if "ratio_final_vs_best_baseline" in result:
             print(f"    held-out mean final loss {result['learned_final_mean']:.4g} vs best tuned baseline "
                   f"{result['best_baseline']} {result['best_baseline_final_mean']:.4g} "
@@ -243,6 +244,13 @@ def cmd_export(args) -> None:
             raise SystemExit(f"l2o: error: {where} holds several optimizers' results per task (a suite's summary); "
                              f"name one optimizer's own, the summary.json that the suite writes in its run folder "
                              f"(e.g. {run / 'summary.json'}), or leave out --summary")
+    if args.wrap:  # the run's rule inside a controller, at its default settings
+        from l2o.rules import make_rule
+
+        inner = make_rule(**doc["rule"])
+        inner.load_state_dict(tensors, strict=True)
+        wrapped = make_rule(args.wrap, rule=inner)
+        tensors, doc = dict(wrapped.state_dict()), {**doc, "rule": wrapped.config()}
     if args.description:
         info["description"] = args.description
     checkpoint.save(args.out, tensors, "rule", {"rule": doc["rule"], "info": info})
@@ -508,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description", help="one line saying what the optimizer is for")
     p.add_argument("--latest", action="store_true",
                    help="export the run's latest weights (its last checkpoint) instead of its best validated ones")
+    p.add_argument("--wrap", choices=("spike_cut", "plateau"),
+                   help="save the rule inside SpikeCut or Plateau (l2o.rules), at their default settings: its steps "
+                        "cut per tensor where the gradient spikes or stops shrinking, for long runs")
     p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser("data", help="get and verify datasets (MNIST, Fashion-MNIST, CIFAR-10) and VGG-19's weights")

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from l2o import checkpoint
 from l2o.experiments import common
-from l2o.experiments.long import LongConfig, best_adam, cached_run, describe, slug
+from l2o.experiments.long import LongConfig, cached_run, describe, own_result, slug
 from l2o.meta.train import TrainConfig, meta_train
 from l2o.plots import plot_history
 from l2o.rules.baselines import Adam
@@ -189,17 +189,6 @@ def describe_training(rule: LSTMConfig, train: TrainConfig, only: str = "mlps") 
     return f"{describe_members(only)}; {horizon}; methods: {', '.join(on) or 'none'}"
 
 
-def _own(what: str, e: LongConfig, rows: dict, name: str) -> dict:
-    """One variant's check on one task against Adam's best rate there, as the shipped optimizers' results are kept."""
-    best, adams = best_adam(rows)
-    mine = rows[name]["last_window_mean"]
-    return {"description": f"{what}, {e.steps:,} steps, {e.test_problems} held-out problems",
-            "measure": f"mean loss over the last {e.window:,} steps", "learned_final_mean": mine,
-            "diverged": rows[name]["diverged"], "baseline_words": f"the best of Adam at lr {', '.join(f'{lr:g}' for lr in e.adam_lrs)}:",
-            "best_baseline": best, "best_baseline_final_mean": adams[best],
-            "ratio_final_vs_best_baseline": mine / adams[best]}
-
-
 def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, progress: bool = True,
         device: str = "cpu", command: str | None = None, log=print, implementation: str = "auto") -> dict:
     s = settings or Settings()
@@ -249,7 +238,7 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
     for name in trained:  # each variant's own results, in its run folder: what `l2o export` stores with it
         checkpoint.write_json(out / "train" / name / "summary.json", {
             "command": command, **summary["variants"][name],
-            "tasks": {t: _own(describe(checks[t]), e, rows, name) for t, rows in table.items()}})
+            "tasks": {t: own_result(describe(checks[t]), e, rows, name) for t, rows in table.items()}})
     lines = [f"Each variant for {e.steps:,} steps on {e.test_problems} held-out problems; the mean loss over the last "
              f"{e.window:,} steps (diverged: non-finite, or no better than the start).", "",
              "| optimizer | " + " | ".join(table) + " | meta-training |", "|---|" + "---|" * (len(table) + 1)]

@@ -231,6 +231,10 @@ def run(out: str | Path, settings: Settings | None = None, *, data_dir=None, pro
                "tasks": {k: _headline(v, learned, e) for k, v in results.items()},
                "total_seconds": round(time.perf_counter() - started, 1), "machine": common.machine(device)}
     checkpoint.write_json(out / "summary.json", summary)
+    if e.adam_lrs:  # each learned optimizer's own results, as `l2o export --summary` stores them with it
+        for name in learned:
+            checkpoint.write_json(out / "own" / f"{slug(name)}.json", {"command": command, "tasks": {
+                k: own_result(v["description"], e, v["rules"], name) for k, v in results.items()}})
     _figure(results, out / "long.png", e)
     _markdown(results, summary, out, e, log)
     return summary
@@ -248,6 +252,19 @@ def best_adam(rows: dict) -> tuple[str | None, dict]:
     Adam run's mean over the last steps."""
     adams = {k: v["last_window_mean"] for k, v in rows.items() if k.startswith("adam (")}
     return (min(adams, key=adams.get) if adams else None), adams
+
+
+def own_result(what: str, e: LongConfig, rows: dict, name: str) -> dict:
+    """One optimizer's run on one task against Adam's best rate there, as the shipped optimizers' results are kept
+    (``l2o export --summary``)."""
+    best, adams = best_adam(rows)
+    mine = rows[name]["last_window_mean"]
+    return {"description": f"{what}, {e.steps:,} steps, {e.test_problems} held-out problems",
+            "measure": f"mean loss over the last {e.window:,} steps", "learned_final_mean": mine,
+            "diverged": rows[name]["diverged"],
+            "baseline_words": f"the best of Adam at lr {', '.join(f'{lr:g}' for lr in e.adam_lrs)}:",
+            "best_baseline": best, "best_baseline_final_mean": adams[best],
+            "ratio_final_vs_best_baseline": mine / adams[best]}
 
 
 def _headline(task: dict, learned: list[str], e: LongConfig) -> dict:
