@@ -4,7 +4,7 @@ the same run, and the size of each rule's state:
 - LSTM, fused kernel and PyTorch implementation (the reference for the ratios: the PyTorch one, since the
   other rules run on PyTorch);
 - LSTM on moment features with the direct term (`general`'s rule: decays 0.5, 0.9, 0.99, 0.999, no gradient
-  input), fused and PyTorch;
+  input), fused and PyTorch, and fused inside ``SpikeCut`` (the shipped `general`'s controller);
 - LSTM+GAC (2 global averaging cells per layer);
 - NTM-L-BFGS (windowed memory of 30 pairs; 1 read head, 3 write heads, 2 GACs);
 - NTM-BFGS with the full n × n memory where n allows it (max_full = 4,096 coordinates);
@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from l2o.rules import LSTMRule, NTMRule
+from l2o.rules import LSTMRule, NTMRule, SpikeCut
 from l2o.rules import lstm as lstm_module
 from l2o.rules.base import tree_leaves
 
@@ -47,6 +47,7 @@ def main() -> None:
         rules = [("LSTM (torch)", LSTMRule(implementation="torch")), ("LSTM (fused)", LSTMRule(implementation="auto")),
                  ("LSTM moments (fused)", LSTMRule(**MOMENTS, implementation="auto")),
                  ("LSTM moments (torch)", LSTMRule(**MOMENTS, implementation="torch")),
+                 ("LSTM moments, SpikeCut", SpikeCut(LSTMRule(**MOMENTS, implementation="auto"))),
                  ("LSTM+GAC 2", LSTMRule(gac=2)), ("NTM-L-BFGS window 30", NTMRule(memory="window", window=30))]
         if n <= NTMRule().cfg.max_full:
             rules.append(("NTM-BFGS full memory", NTMRule(memory="full")))
