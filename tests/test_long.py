@@ -34,8 +34,9 @@ def test_the_suite_runs_each_optimizer_once_and_resumes(data, tmp_path, capsys):
     assert own["learned_final_mean"] == r["last_window_mean"] and own["best_baseline"] == best
     assert own["ratio_final_vs_best_baseline"] == r["last_window_mean"] / head["best_adam_last_window_mean"]
     assert main(["export", "mnist", "--out", str(tmp_path / "m.safetensors"), "--summary", str(out / "own" / "mnist.json")]) == 0
-    exported = json.loads((tmp_path / "m.json").read_text())["info"]["result"]["tasks"]["mnist_relu"]
-    assert exported == own
+    exported = json.loads((tmp_path / "m.json").read_text())["info"]
+    assert exported["result"]["tasks"]["mnist_relu"] == own
+    assert exported["result"]["meta_train_seconds"] == exported["train_seconds"]  # the run's, kept with the results
     stamp = (out / "tasks" / "mnist_relu" / "mnist.json").stat().st_mtime_ns
     assert main(args) == 0  # everything is reused
     assert (out / "tasks" / "mnist_relu" / "mnist.json").stat().st_mtime_ns == stamp

@@ -211,9 +211,8 @@ def cmd_pretrained(args) -> None:
             print(f"    {task} ({r['description']}): {r.get('measure', 'mean final loss')} {r['learned_final_mean']:.4g} vs "
                   f"{r.get('baseline_words', 'best tuned baseline')} {r['best_baseline']} {r['best_baseline_final_mean']:.4g} "
                   f"({r['ratio_final_vs_best_baseline']:.3g}×){first}")
-        seconds = result.get("meta_train_seconds", info.get("train_seconds"))
-        if "tasks" in result and seconds is not None:
-            print(f"    meta-trained in {seconds:.0f} s")
+        if "tasks" in result:
+            print(f"    meta-trained in {result['meta_train_seconds']:.0f} s")
         if "ratio_final_vs_best_baseline" in result:
             print(f"    held-out mean final loss {result['learned_final_mean']:.4g} vs best tuned baseline "
                   f"{result['best_baseline']} {result['best_baseline_final_mean']:.4g} "
@@ -244,6 +243,8 @@ def cmd_export(args) -> None:
             raise SystemExit(f"l2o: error: {where} holds several optimizers' results per task (a suite's summary); "
                              f"name one optimizer's own, the summary.json that the suite writes in its run folder "
                              f"(e.g. {run / 'summary.json'}), or leave out --summary")
+        if isinstance(tasks, dict) and "train_seconds" in info:  # per-task results (e.g. `l2o long`'s own/NAME.json)
+            info["result"].setdefault("meta_train_seconds", info["train_seconds"])  # keep the run's meta-training time
     if args.wrap:  # the run's rule inside a controller, at its default settings
         from l2o.rules import make_rule
 
