@@ -9,15 +9,7 @@ from l2o import LearnedOptimizer, checkpoint
 from l2o.meta import unroll
 from l2o.rules import SGD, Adam, LSTMRule, Plateau, SpikeCut, make_rule
 from l2o.tasks.mlp import MLPConfig, MLPFamily, synthetic_dataset
-
-
-def _steps(rule, grads_per_step, inplace=False):
-    state = rule.init({k: torch.zeros_like(g) for k, g in grads_per_step[0].items()})
-    out = []
-    for grads in grads_per_step:
-        u, state = rule.update(grads, state, inplace=inplace)
-        out.append(u)
-    return out, state
+from test_plateau import _steps  # a rule's updates and final state along a list of gradients
 
 
 def _spikes(at, n, size=10.0):

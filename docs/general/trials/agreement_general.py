@@ -17,9 +17,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tail import compare  # noqa: E402
+from tail import compare, lstm_alone  # noqa: E402
 
-from l2o.checkpoint import load_rule  # noqa: E402
 from l2o.rules import Adam, SignAgreement  # noqa: E402
 
 torch.set_num_threads(1)
@@ -33,14 +32,14 @@ CANDIDATES = {
     "adam_.01": lambda: Adam(0.01),
     "adam_.003": lambda: Adam(0.003),
     "adam_.001": lambda: Adam(0.001),
-    "general": lambda: load_rule("general"),
+    "general": lambda: lstm_alone(),
     "adam_.01_agr1": agreement(lambda: Adam(0.01), 1.0),
     "adam_.01_agr.5": agreement(lambda: Adam(0.01), 0.5),
     "adam_.01_agr1_d.9": agreement(lambda: Adam(0.01), 1.0, decay=0.9),
     "adam_.01_agr1_slow": agreement(lambda: Adam(0.01), 1.0, up=1.02, down=0.95),
     "adam_.003_agr1": agreement(lambda: Adam(0.003), 1.0),
-    "general_agr1": agreement(lambda: load_rule("general"), 1.0),
-    "general_agr.5": agreement(lambda: load_rule("general"), 0.5),
+    "general_agr1": agreement(lambda: lstm_alone(), 1.0),
+    "general_agr.5": agreement(lambda: lstm_alone(), 0.5),
 }
 
 

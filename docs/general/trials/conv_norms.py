@@ -9,16 +9,19 @@ lines are printed, the caller writes them to conv_norms.txt beside this file. Ab
 one core."""
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-from l2o.checkpoint import load_rule
-from l2o.experiments.general import MEMBERS
-from l2o.meta.unroll import unroll
-from l2o.rules import Adam
+sys.path.insert(0, str(Path(__file__).parent))
+from tail import lstm_alone  # noqa: E402
+
+from l2o.experiments.general import MEMBERS  # noqa: E402
+from l2o.meta.unroll import unroll  # noqa: E402
+from l2o.rules import Adam  # noqa: E402
 
 torch.set_num_threads(1)
-RULES = {"general": lambda: load_rule("general").eval(), "adam.003": lambda: Adam(0.003), "adam.01": lambda: Adam(0.01)}
+RULES = {"general": lambda: lstm_alone().eval(), "adam.003": lambda: Adam(0.003), "adam.01": lambda: Adam(0.01)}
 
 if __name__ == "__main__":
     name, steps = sys.argv[1], int(sys.argv[2])

@@ -17,17 +17,16 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tail import compare  # noqa: E402
+from tail import compare, lstm_alone  # noqa: E402
 
-from l2o.checkpoint import load_rule  # noqa: E402
 from l2o.rules import Adam, Plateau  # noqa: E402
 
 torch.set_num_threads(1)
 
 CANDIDATES = {
-    "general": lambda: load_rule("general"),
-    "plateau_least": lambda: Plateau(load_rule("general")),  # the defaults (the long suite's check: 1.18x on ReLU)
-    "plateau_last": lambda: Plateau(load_rule("general"), reference="last"),
+    "general": lambda: lstm_alone(),
+    "plateau_least": lambda: Plateau(lstm_alone()),  # the defaults (the long suite's check: 1.18x on ReLU)
+    "plateau_last": lambda: Plateau(lstm_alone(), reference="last"),
     "adam_.01": lambda: Adam(0.01),
     "adam_.003": lambda: Adam(0.003),
     "adam_.001": lambda: Adam(0.001),

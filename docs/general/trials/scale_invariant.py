@@ -20,9 +20,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tail import tail  # noqa: E402
+from tail import lstm_alone, tail  # noqa: E402
 
-from l2o.checkpoint import load_rule  # noqa: E402
 from l2o.experiments.general import MEMBERS  # noqa: E402
 from l2o.meta.unroll import unroll  # noqa: E402
 from l2o.rules import Adam, Routed  # noqa: E402
@@ -39,7 +38,7 @@ def split(si: float, rest: float, eps: float = 1e-8) -> Routed:
 
 def general(eps: float | None = None):
     """The shipped `general`; with ``eps``, its moments' ε changed (trained with 1e-5)."""
-    rule = load_rule("general").eval()
+    rule = lstm_alone().eval()
     if eps is not None:
         rule.cfg = replace(rule.cfg, moment_eps=eps)
     return rule

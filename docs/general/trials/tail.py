@@ -1,13 +1,21 @@
 """The readings of a 10,000-step tail that spikes.py and fade-full/tail_check.py print: the mean loss over the last
 1,000 steps (the headline of docs/long), the median over problems of that window, and the largest mean loss of a
-10-step window in it (a spike); and ``compare``, the 10,000-step comparison on validation problems that
+10-step window in it (a spike); ``lstm_alone``, the LSTM of `general` that the trials compare; and ``compare``, the 10,000-step comparison on validation problems that
 plateau_general.py, agreement_general.py and spike_cut.py run."""
 import time
+from pathlib import Path
 
 import torch
 
+from l2o.checkpoint import load_rule
 from l2o.experiments.general import MEMBERS
 from l2o.meta.unroll import unroll
+
+
+def lstm_alone():
+    """`general`'s meta-trained LSTM without the SpikeCut it is shipped in: the run it was exported from
+    (docs/general/train/general), what these trials ran as `general` before it was wrapped."""
+    return load_rule(Path(__file__).parents[1] / "train" / "general")
 
 
 def tail(losses) -> str:
