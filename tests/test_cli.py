@@ -158,3 +158,23 @@ def test_a_list_flag_alone_switches_its_default_off():
     args = parser.parse_args(["cifar", "--lstm-moments"])
     assert from_args(args, LSTMConfig, "lstm-").moments == ()  # the authors' rule: the gradient alone
     assert "the flag alone: none" in parser._subparsers._group_actions[0].choices["cifar"].format_help()
+
+
+def test_quadratic_resumes_when_run_again_and_restart_refuses_an_existing_run(tmp_path, capsys):
+    """The same command line twice: the second run finds the finished meta-training and continues from it (as the
+    other experiments do); --restart on a folder holding a run is refused with a clear error, and so is
+    --restart with --resume."""
+    out = tmp_path / "q"
+    small = ["quadratic", "--out", str(out), "--episodes", "2", "--horizon", "10", "--unroll", "5", "--problems", "4",
+             "--val-every", "1", "--val-problems", "2", "--test-problems", "8", "--tune-problems", "4", "--steps", "10",
+             "--no-progress", "--threads", "1"]
+    assert main(small) == 0
+    weights, history = (out / "train" / "best.safetensors").read_bytes(), (out / "train" / "history.csv").read_text()
+    assert main(small) == 0  # without the default resume: "already holds a training run"
+    assert (out / "train" / "best.safetensors").read_bytes() == weights
+    assert (out / "train" / "history.csv").read_text() == history  # no episode run again
+    capsys.readouterr()
+    assert main([*small, "--restart"]) == 2
+    assert "already holds a training run" in capsys.readouterr().err
+    assert main([*small, "--restart", "--resume"]) == 2
+    assert "--restart and --resume contradict each other" in capsys.readouterr().err

@@ -301,8 +301,11 @@ def _experiment_settings(args, experiment, task_cls):
 def cmd_quadratic(args) -> None:
     from l2o.experiments import quadratic
 
+    if args.restart and args.resume:
+        raise ValueError("--restart and --resume contradict each other; pass one")
     settings = _experiment_settings(args, quadratic, QuadraticConfig)
-    quadratic.run(args.out, settings, resume=args.resume, progress=not args.no_progress, device=_device(args.device),
+    resume = False if args.restart else (args.resume or "auto")
+    quadratic.run(args.out, settings, resume=resume, progress=not args.no_progress, device=_device(args.device),
                   command=shlex.join(["l2o", *args.argv]), implementation=args.implementation)
 
 
@@ -377,8 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("quadratic", help="the whole quadratic experiment: tune, meta-train, evaluate, plot")
-    p.add_argument("--out", default="runs/quadratic", help="output folder (default: runs/quadratic)")
-    _resume_arg(p, "the meta-training saved in OUT/train")
+    p.add_argument("--out", default="runs/quadratic", help="output folder (default: runs/quadratic); run again to "
+                   "resume")
+    p.add_argument("--resume", nargs="?", const=True, default=False, choices=["auto"],
+                   help="continue the meta-training saved in OUT/train, failing if there is none; --resume auto, "
+                        "the default: continue it if it has a checkpoint, else start it")
+    p.add_argument("--restart", action="store_true",
+                   help="start the meta-training afresh: OUT/train must hold no run (by default a run there resumes)")
     _experiment_flags(p, quadratic, QuadraticConfig)
     _implementation_arg(p)
     _common(p)
@@ -570,6 +578,10 @@ def build_parser() -> argparse.ArgumentParser:
 DISTRIBUTED = ("train", "quadratic", "mnist", "cifar", "art", "sharing", "general")
 
 
+# the commands whose rerun continues where it stopped (train needs --resume)
+RESUMING = ("quadratic", "mnist", "sharing", "cifar", "art", "long", "general")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -591,14 +603,16 @@ def main(argv: list[str] | None = None) -> int:
         distributed.teardown()
     except (ValueError, OSError, RuntimeError) as e:  # OSError: missing files, a full or read-only disk, ...
         hint = ""
-        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("train", "quadratic"):
+        broken = isinstance(e, OSError) and not isinstance(e, (FileNotFoundError, FileExistsError))
+        if broken and args.command == "train":
             hint = "; once that is fixed, the same command with --resume continues from the last checkpoint"
-        elif isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and args.command in ("mnist", "sharing", "cifar", "art", "long", "general"):
+        elif broken and args.command in RESUMING:
             hint = "; once that is fixed, the same command continues from the last checkpoint"
         print(f"l2o: error: {e}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\nl2o: interrupted; a training run resumes from its last checkpoint with --resume", file=sys.stderr)
+        again = "the same command" if args.command in RESUMING else "--resume"
+        print(f"\nl2o: interrupted; a training run resumes from its last checkpoint with {again}", file=sys.stderr)
         return 130
     return 0
 

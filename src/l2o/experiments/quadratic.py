@@ -49,7 +49,7 @@ class Settings:
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
 
 
-def run(out: str | Path, settings: Settings | None = None, *, resume: bool = False, progress: bool = True,
+def run(out: str | Path, settings: Settings | None = None, *, resume: bool | str = "auto", progress: bool = True,
         device: str = "cpu", command: str | None = None, log=print, implementation: str = "auto") -> dict:
     """Run the whole experiment into folder ``out``; returns the summary. ``implementation``: the LSTM's
     ("auto", "torch", "fused"), recorded in every file the experiment writes."""
