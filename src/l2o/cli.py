@@ -79,10 +79,14 @@ def _device(name: str) -> str:
     return name
 
 
-def _resume_arg(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--resume", nargs="?", const=True, default=False, choices=["auto"],
-                        help=f"continue {what}; --resume auto: continue it if it has a checkpoint, else start it "
-                             f"(one command line for every restart, e.g. under torchrun --max-restarts)")
+def _resume_arg(parser: argparse.ArgumentParser, what: str, auto_by_default: bool = False) -> None:
+    """``auto_by_default``: the command applies "auto" itself when neither flag is given (the flag stays False here,
+    so that a contradicting --restart can be told apart)."""
+    text = (f"continue {what}, failing if there is none; --resume auto, the default: continue it if it has a "
+            f"checkpoint, else start it" if auto_by_default else
+            f"continue {what}; --resume auto: continue it if it has a checkpoint, else start it (one command line "
+            f"for every restart, e.g. under torchrun --max-restarts)")
+    parser.add_argument("--resume", nargs="?", const=True, default=False, choices=["auto"], help=text)
 
 
 def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
@@ -382,9 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quadratic", help="the whole quadratic experiment: tune, meta-train, evaluate, plot")
     p.add_argument("--out", default="runs/quadratic", help="output folder (default: runs/quadratic); run again to "
                    "resume")
-    p.add_argument("--resume", nargs="?", const=True, default=False, choices=["auto"],
-                   help="continue the meta-training saved in OUT/train, failing if there is none; --resume auto, "
-                        "the default: continue it if it has a checkpoint, else start it")
+    _resume_arg(p, "the meta-training saved in OUT/train", auto_by_default=True)
     p.add_argument("--restart", action="store_true",
                    help="start the meta-training afresh: OUT/train must hold no run (by default a run there resumes)")
     _experiment_flags(p, quadratic, QuadraticConfig)

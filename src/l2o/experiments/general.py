@@ -4,8 +4,8 @@ later work found to make learned optimizers stable over long horizons, and the a
 The mixture (``members``): MLPs on MNIST of several widths, depths and activations (sigmoid, ReLU, tanh), a ReLU
 MLP on Fashion-MNIST and the paper's conv net on Fashion-MNIST; every problem's parameters rescaled per coordinate
 (``param_scale_spread``); ``members`` meta-trains on some of them (by default the MLPs: the conv net's episodes are
-the slowest by far; "all" adds it, and the shipped `general`'s LSTM was meta-trained so, with ``remat=50``). The methods, each an option of
-meta-training or of the rule:
+the slowest by far; "all" adds it, and the shipped `general`'s LSTM was meta-trained so, with ``remat=50``). The
+methods, each an option of meta-training or of the rule:
 
     moments      scale-free inputs: ∇/√v̂ and momenta m̂_β/√v̂ at several decays in place of the
                  gradient (RNNprop, Lv et al. 2017; Metz et al. 2022)                          rule.moments
