@@ -19,7 +19,8 @@ LSTM's trajectory), those inputs and the teacher's targets join the data, and th
 of the data per iteration), so the LSTM learns the teacher's step where its own errors take it.
 
 Usage: python docs/art/trials/clone.py OUT.safetensors [--recipe factor|paper] [--init art|PATH] [--problems 8]
-[--pixels 4096] [--iterations 300] [--lr 0.01] [--cosine] [--dagger N] [--dagger-iterations 300] [--late 0]. Prints
+[--pixels 4096] [--iterations 300] [--lr 0.01] [--cosine] [--dagger N] [--dagger-iterations 300] [--late 0]
+[--scale-spread 1]. Prints
 the fit's error as it goes; about 5 minutes on one core (each DAgger round of 300 iterations about 4 more)."""
 import argparse
 import math
@@ -42,12 +43,16 @@ CONFIG = LSTMConfig(moments=(0.5, 0.9, 0.99, 0.999), gradient_input=False, direc
 PAPER = LSTMConfig(output_scale=1.0)  # the paper's recipe, as `l2o art` trains it (the shipped `art`)
 
 
-def record(problems: int, pixels: int, seed: int, config: LSTMConfig = CONFIG,
-           student: LSTMRule | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def record(problems: int, pixels: int, seed: int, config: LSTMConfig = CONFIG, student: LSTMRule | None = None,
+           spread: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs (128, pixels, I), targets (128, pixels)) along the teacher's runs on training problems (``student``:
     along its runs, the teacher stepping beside it): for the factor recipe (``config`` CONFIG) the teacher's log
-    factor, for the paper's (PAPER) its step."""
+    factor, for the paper's (PAPER) its step. ``spread`` s: each problem's loss is multiplied by a factor c drawn
+    log-uniformly from [1/s, s] (as `l2o art --scale-spread`), so its gradients are too; the teacher's step does
+    not change with c."""
     task = make_family("art", **asdict(SETTINGS["train64"])).sample("train", seed, problems)
+    draw = torch.rand(problems, generator=torch.Generator().manual_seed(10_000 + seed))
+    factor = torch.exp((2 * draw - 1) * math.log(spread))
     rule = LSTMRule(config, implementation="torch")
     teacher = SignAgreement(Adam(TUNED), *CONFIG.agreement_factor, power=POWER)
     params = task.init_params()
@@ -58,7 +63,7 @@ def record(problems: int, pixels: int, seed: int, config: LSTMConfig = CONFIG,
     xs, ys = [], []
     for t in range(128):
         live = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-        loss = task.loss(live, t).sum()
+        loss = (factor * task.loss(live, t)).sum()
         grads = dict(zip(live, torch.autograd.grad(loss, list(live.values()))))
         with torch.no_grad():
             x, history = rule._features(flatten(grads), state)
@@ -126,13 +131,17 @@ if __name__ == "__main__":
     parser.add_argument("--dagger", type=int, default=0, help="rounds of DAgger after the first fit")
     parser.add_argument("--dagger-iterations", type=int, default=300)
     parser.add_argument("--late", type=float, default=0.0, help="weight step t's error by (t + 1)^late (0: uniform)")
+    parser.add_argument("--scale-spread", type=float, default=1.0,
+                        help="multiply each problem's loss by c ~ log-uniform[1/s, s] (1: off)")
     args = parser.parse_args()
     if args.init == "art" and args.recipe != "paper":
         parser.error("--init art needs --recipe paper (the shipped art is the paper's recipe)")
     config = PAPER if args.recipe == "paper" else CONFIG
     t0 = time.time()
     torch.manual_seed(args.seed)
-    xs, ys = record(args.problems, args.pixels, args.seed, config)
+    if not args.scale_spread >= 1:
+        parser.error(f"--scale-spread {args.scale_spread}: needs a number >= 1 (1: off)")
+    xs, ys = record(args.problems, args.pixels, args.seed, config, spread=args.scale_spread)
     print(f"recorded {xs.shape[1]} pixels x {xs.shape[0]} steps ({time.time() - t0:.0f} s); target: mean "
           f"{ys.mean():.3g}, sd {ys.std():.3g}", flush=True)
     if args.init:
@@ -147,7 +156,7 @@ if __name__ == "__main__":
     if args.iterations:
         fit(rule, xs, ys, args.iterations, args.lr, args.cosine, args.late)
     for r in range(args.dagger):
-        more = record(args.problems, args.pixels, args.seed + 1 + r, config, student=rule)
+        more = record(args.problems, args.pixels, args.seed + 1 + r, config, student=rule, spread=args.scale_spread)
         xs, ys = torch.cat([xs, more[0]], 1), torch.cat([ys, more[1]], 1)
         print(f"DAgger round {r + 1}: {xs.shape[1]} pixels ({time.time() - t0:.0f} s)", flush=True)
         fit(rule, xs, ys, args.dagger_iterations, args.lr, args.cosine, args.late)

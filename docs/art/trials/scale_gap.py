@@ -1,0 +1,40 @@
+"""Is the learned optimizers' gap at 128×128 the size of the gradients? A rule's validation reading (as
+val_check.py's: the mean log loss at step 128 on the 4 validation images) with the task's loss multiplied by K, so
+that every gradient is K times larger; the loss is divided by K again before it is read.
+
+The task's loss is a mean over pixels and feature-map positions, so its gradient per pixel is smaller at 128×128
+than at 64×64 (the root mean square at θ₀ is printed first). Adam's step does not change with K; a rule that reads
+the gradient's magnitude (the paper's log/sign preprocessing) does.
+
+Usage: python docs/art/trials/scale_gap.py train64|new128 RULE K [K ...] (RULE: a checkpoint path, a shipped name,
+or "adam" for tuned Adam, lr 0.316). Output: scale_gap.txt. About 60–100 s per K at 128×128 on one core."""
+import sys
+import time
+from dataclasses import asdict
+
+import torch
+from room import SETTINGS, TUNED
+
+from l2o.checkpoint import load_rule
+from l2o.meta.unroll import unroll
+from l2o.rules import Adam
+from l2o.tasks.registry import make_family
+
+torch.set_num_threads(1)
+
+if __name__ == "__main__":
+    setting, name, ks = sys.argv[1], sys.argv[2], [float(k) for k in sys.argv[3:]]
+    task = make_family("art", **asdict(SETTINGS[setting])).sample("validation", 0, 4)
+    live = {k: v.detach().requires_grad_(True) for k, v in task.init_params().items()}
+    grads = torch.autograd.grad(task.loss(live, 0).sum(), list(live.values()))
+    rms = float(torch.cat([g.flatten() for g in grads]).pow(2).mean().sqrt())
+    print(f"{setting:8s} the gradient's root mean square per pixel at θ₀: {rms:.3g}", flush=True)
+    loss = task.loss
+    for k in ks:
+        task.loss = lambda params, t, k=k: k * loss(params, t)
+        rule = Adam(TUNED) if name == "adam" else load_rule(name)
+        t0 = time.time()
+        with torch.no_grad():
+            losses = torch.as_tensor(unroll(rule, task, 128).losses) / k
+        print(f"{setting:8s} {name}  loss x {k:g}: step 128: mean log loss {losses[-1].log().mean():.5f}  mean loss "
+              f"{losses[-1].mean():.5f} ({time.time() - t0:.0f} s)", flush=True)
