@@ -34,6 +34,7 @@ from l2o.checkpoint import load_rule, save_rule
 from l2o.rules import Adam, LSTMConfig, LSTMRule, LSTMState, SignAgreement
 from l2o.rules.lstm import flatten
 from l2o.tasks.registry import make_family
+from l2o.tasks.scaled import ScaledTask
 
 torch.set_num_threads(1)
 POWER = 0.7
@@ -51,8 +52,9 @@ def record(problems: int, pixels: int, seed: int, config: LSTMConfig = CONFIG, s
     log-uniformly from [1/s, s] (as `l2o art --scale-spread`), so its gradients are too; the teacher's step does
     not change with c."""
     task = make_family("art", **asdict(SETTINGS["train64"])).sample("train", seed, problems)
-    draw = torch.rand(problems, generator=torch.Generator().manual_seed(10_000 + seed))
-    factor = torch.exp((2 * draw - 1) * math.log(spread))
+    if spread > 1:  # drawn in float32, not by l2o.tasks.scaled.log_uniform_scales (float64): clone-scaled's draws
+        draw = torch.rand(problems, generator=torch.Generator().manual_seed(10_000 + seed))
+        task = ScaledTask(task, torch.exp((2 * draw - 1) * math.log(spread)))
     rule = LSTMRule(config, implementation="torch")
     teacher = SignAgreement(Adam(TUNED), *CONFIG.agreement_factor, power=POWER)
     params = task.init_params()
@@ -63,7 +65,7 @@ def record(problems: int, pixels: int, seed: int, config: LSTMConfig = CONFIG, s
     xs, ys = [], []
     for t in range(128):
         live = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-        loss = (factor * task.loss(live, t)).sum()
+        loss = task.loss(live, t).sum()
         grads = dict(zip(live, torch.autograd.grad(loss, list(live.values()))))
         with torch.no_grad():
             x, history = rule._features(flatten(grads), state)

@@ -12,33 +12,25 @@ or "adam" for tuned Adam, lr 0.316). Output: scale_gap.txt. About 60–100 s per
 import math
 import sys
 import time
-from dataclasses import asdict
 
 import torch
-from room import SETTINGS, TUNED
+from val_check import run_losses, validation_task
 
-from l2o.checkpoint import load_rule
-from l2o.meta.unroll import unroll
-from l2o.rules import Adam
-from l2o.tasks.registry import make_family
+from l2o.tasks.scaled import ScaledTask
 
 torch.set_num_threads(1)
 
 if __name__ == "__main__":
     setting, name, ks = sys.argv[1], sys.argv[2], [float(k) for k in sys.argv[3:]]
-    task = make_family("art", **asdict(SETTINGS[setting])).sample("validation", 0, 4)
+    task = validation_task(setting)
     live = {k: v.detach().requires_grad_(True) for k, v in task.init_params().items()}
     grads = torch.autograd.grad(task.loss(live, 0).sum(), list(live.values()))
     flat = torch.cat([g.flatten() for g in grads])
     above = float((flat.abs() >= math.exp(-10)).float().mean())  # the log/sign preprocessing's threshold (p = 10)
     print(f"{setting:8s} the gradient's root mean square per pixel at θ₀: {float(flat.pow(2).mean().sqrt()):.3g}; "
           f"{above:.1%} of the pixels at or above e^-10, where the preprocessing takes the log", flush=True)
-    loss = task.loss
     for k in ks:
-        task.loss = lambda params, t, k=k: k * loss(params, t)
-        rule = Adam(TUNED) if name == "adam" else load_rule(name)
         t0 = time.time()
-        with torch.no_grad():
-            losses = torch.as_tensor(unroll(rule, task, 128).losses) / k
-        print(f"{setting:8s} {name}  loss x {k:g}: step 128: mean log loss {losses[-1].log().mean():.5f}  mean loss "
-              f"{losses[-1].mean():.5f} ({time.time() - t0:.0f} s)", flush=True)
+        final = run_losses(name, ScaledTask(task, torch.full((task.num_problems,), k)))[-1] / k
+        print(f"{setting:8s} {name}  loss x {k:g}: step 128: mean log loss {final.log().mean():.5f}  mean loss "
+              f"{final.mean():.5f} ({time.time() - t0:.0f} s)", flush=True)

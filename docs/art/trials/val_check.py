@@ -16,14 +16,25 @@ from l2o.tasks.registry import make_family
 
 torch.set_num_threads(1)
 
+
+def validation_task(setting: str):
+    """Meta-training's 4 validation images in ``setting`` (train64 or new128)."""
+    return make_family("art", **asdict(SETTINGS[setting])).sample("validation", 0, 4)
+
+
+def run_losses(name: str, task) -> torch.Tensor:
+    """The losses (steps 0–128 × problems) of rule ``name`` on ``task``."""
+    rule = Adam(TUNED) if name == "adam" else load_rule(name)
+    with torch.no_grad():
+        return torch.as_tensor(unroll(rule, task, 128).losses)
+
+
 if __name__ == "__main__":
     setting, names = sys.argv[1], sys.argv[2:]
-    task = make_family("art", **asdict(SETTINGS[setting])).sample("validation", 0, 4)
+    task = validation_task(setting)
     for name in names:
         t0 = time.time()
-        rule = Adam(TUNED) if name == "adam" else load_rule(name)
-        with torch.no_grad():
-            losses = torch.as_tensor(unroll(rule, task, 128).losses)
+        losses = run_losses(name, task)
         final = losses[-1]
         print(f"{setting:8s} {name}  step 128: mean log loss {final.log().mean():.5f}  mean loss {final.mean():.5f}"
               f"  (steps 16, 32, 64: {losses[16].mean():.4f} {losses[32].mean():.4f} {losses[64].mean():.4f}; "
