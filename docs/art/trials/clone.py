@@ -11,17 +11,20 @@ learning, with no optimizee in the loop, so thousands of fits cost what a few me
 ``--recipe paper`` teaches the same teacher to the paper's LSTM instead (the shipped `art`'s settings: the
 log/sign-preprocessed gradient as its only input, its linear output × 1 as the step): the target is the teacher's
 step itself, and the error of each step is divided by the mean square of the teacher's steps at that step, so the
-late, small steps count as much as the first ones. ``--init art`` starts the fit from the shipped `art`'s weights
-(``--init PATH``: from a checkpoint of the same recipe, e.g. to fit further); ``--cosine`` decays the fit's rate to
-0 over the iterations. ``--dagger N`` then adds N rounds of DAgger (Ross, Gordon and Bagnell 2011): the fitted LSTM
-runs on fresh training problems with the teacher stepping beside it on the same gradients (its state follows the
-LSTM's trajectory), those inputs and the teacher's targets join the data, and the fit goes on (4,096 random pixels
-of the data per iteration), so the LSTM learns the teacher's step where its own errors take it.
+late, small steps count as much as the first ones. ``--recipe paper-moments`` is the paper's LSTM with scale-free
+inputs beside its log/sign-preprocessed gradient (∇/√v̂ and m̂/√v̂ at decays 0.5, 0.9, 0.99, 0.999, as `l2o art
+--lstm-moments 0.5 0.9 0.99 0.999` gives them; still no Adam step inside it), taught the same way. ``--init art``
+starts the fit from the shipped `art`'s weights (``--init PATH``: from a checkpoint of the same recipe, e.g. to fit
+further); ``--cosine`` decays the fit's rate to 0 over the iterations. ``--dagger N`` then adds N rounds of DAgger
+(Ross, Gordon and Bagnell 2011): the fitted LSTM runs on fresh training problems with the teacher stepping beside it
+on the same gradients (its state follows the LSTM's trajectory), those inputs and the teacher's targets join the
+data, and the fit goes on (4,096 random pixels of the data per iteration), so the LSTM learns the teacher's step
+where its own errors take it.
 
-Usage: python docs/art/trials/clone.py OUT.safetensors [--recipe factor|paper] [--init art|PATH] [--problems 8]
-[--pixels 4096] [--iterations 300] [--lr 0.01] [--cosine] [--dagger N] [--dagger-iterations 300] [--late 0]
-[--scale-spread 1]. Prints
-the fit's error as it goes; about 5 minutes on one core (each DAgger round of 300 iterations about 4 more)."""
+Usage: python docs/art/trials/clone.py OUT.safetensors [--recipe factor|paper|paper-moments] [--init art|PATH]
+[--problems 8] [--pixels 4096] [--iterations 300] [--lr 0.01] [--cosine] [--dagger N] [--dagger-iterations 300]
+[--late 0] [--scale-spread 1]. Prints the fit's error as it goes; about 5 minutes on one core (each DAgger round of
+300 iterations about 4 more)."""
 import argparse
 import math
 import time
@@ -42,6 +45,10 @@ CONFIG = LSTMConfig(moments=(0.5, 0.9, 0.99, 0.999), gradient_input=False, direc
                     output_init=0.0, learn_direct=False, correction="scale", correction_scale=2.3, agreement=True,
                     agreement_factor=(1.2, 0.5))
 PAPER = LSTMConfig(output_scale=1.0)  # the paper's recipe, as `l2o art` trains it (the shipped `art`)
+# the paper's recipe with scale-free inputs beside its log/sign-preprocessed gradient: ∇/√v̂ and m̂/√v̂ at four decays
+# (as `l2o art --lstm-moments 0.5 0.9 0.99 0.999 --lstm-output-scale 1`), no Adam step inside it
+PAPER_MOMENTS = LSTMConfig(output_scale=1.0, moments=(0.5, 0.9, 0.99, 0.999))
+RECIPES = {"factor": CONFIG, "paper": PAPER, "paper-moments": PAPER_MOMENTS}
 
 
 def record(problems: int, pixels: int, seed: int, config: LSTMConfig = CONFIG, student: LSTMRule | None = None,
@@ -72,7 +79,7 @@ def record(problems: int, pixels: int, seed: int, config: LSTMConfig = CONFIG, s
             state = LSTMState(state.h, state.c, *history)
             updates, taught = teacher.update(grads, taught)
             xs.append(x[pick])
-            ys.append((POWER * flatten(taught.f).log() if config.moments else flatten(updates))[pick])
+            ys.append((POWER * flatten(taught.f).log() if config.direct else flatten(updates))[pick])
             if student is not None:
                 updates, own = student.update(grads, own)
             params = {k: params[k] + updates[k] for k in params}
@@ -87,7 +94,7 @@ def fit(rule: LSTMRule, xs: torch.Tensor, ys: torch.Tensor, iterations: int, lr:
     weight of 1, so that the late steps, which set the final loss, count more."""
     opt = torch.optim.Adam(rule.parameters(), lr=lr)
     decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations) if cosine else None
-    kappa, paper = rule.cfg.correction_scale, not rule.cfg.moments
+    kappa, paper = rule.cfg.correction_scale, not rule.cfg.direct  # paper: the step is the LSTM's output
     all_xs, all_ys = xs, ys
     weight = torch.arange(1, xs.shape[0] + 1, dtype=torch.float32).pow(late)
     weight = weight / weight.mean()
@@ -126,7 +133,7 @@ if __name__ == "__main__":
     parser.add_argument("--pixels", type=int, default=4096)
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--recipe", choices=("factor", "paper"), default="factor")
+    parser.add_argument("--recipe", choices=tuple(RECIPES), default="factor")
     parser.add_argument("--init", default=None, help="art (the shipped one, --recipe paper) or a checkpoint's path")
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--cosine", action="store_true")
@@ -138,7 +145,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.init == "art" and args.recipe != "paper":
         parser.error("--init art needs --recipe paper (the shipped art is the paper's recipe)")
-    config = PAPER if args.recipe == "paper" else CONFIG
+    config = RECIPES[args.recipe]
     t0 = time.time()
     torch.manual_seed(args.seed)
     if not args.scale_spread >= 1:
