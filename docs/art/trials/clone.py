@@ -55,9 +55,9 @@ def record(problems: int, pixels: int, seed: int, config: LSTMConfig = CONFIG, s
            spread: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs (128, pixels, I), targets (128, pixels)) along the teacher's runs on training problems (``student``:
     along its runs, the teacher stepping beside it): for the factor recipe (``config`` CONFIG) the teacher's log
-    factor, for the paper's (PAPER) its step. ``spread`` s: each problem's loss is multiplied by a factor c drawn
-    log-uniformly from [1/s, s] (as `l2o art --scale-spread`), so its gradients are too; the teacher's step does
-    not change with c."""
+    factor, for the paper's (PAPER, PAPER_MOMENTS) its step. ``spread`` s: each problem's loss is multiplied by a
+    factor c drawn log-uniformly from [1/s, s] (as `l2o art --scale-spread`), so its gradients are too; the
+    teacher's step does not change with c."""
     task = make_family("art", **asdict(SETTINGS["train64"])).sample("train", seed, problems)
     if spread > 1:  # drawn in float32, not by l2o.tasks.scaled.log_uniform_scales (float64): clone-scaled's draws
         draw = torch.rand(problems, generator=torch.Generator().manual_seed(10_000 + seed))
@@ -145,11 +145,11 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.init == "art" and args.recipe != "paper":
         parser.error("--init art needs --recipe paper (the shipped art is the paper's recipe)")
+    if not args.scale_spread >= 1:
+        parser.error(f"--scale-spread {args.scale_spread}: needs a number >= 1 (1: off)")
     config = RECIPES[args.recipe]
     t0 = time.time()
     torch.manual_seed(args.seed)
-    if not args.scale_spread >= 1:
-        parser.error(f"--scale-spread {args.scale_spread}: needs a number >= 1 (1: off)")
     xs, ys = record(args.problems, args.pixels, args.seed, config, spread=args.scale_spread)
     print(f"recorded {xs.shape[1]} pixels x {xs.shape[0]} steps ({time.time() - t0:.0f} s); target: mean "
           f"{ys.mean():.3g}, sd {ys.std():.3g}", flush=True)
